@@ -1,0 +1,3 @@
+"""camnode: the camera node."""
+
+__version__ = "0.1.0"

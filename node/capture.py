@@ -1,0 +1,178 @@
+"""The capture thread: reads the source, keeps only the newest frame, reopens on loss.
+
+Capture never waits on a consumer: each frame replaces the previous one in a one-slot
+holder, and the pipeline thread takes the newest with `wait_newer`. Frames of another
+size than requested are resized here (the seed left them black). When the source is
+lost it is reopened with exponential back-off; waits are on an Event, never a spin.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from node.sources import Source, SourceError
+
+log = logging.getLogger(__name__)
+
+STATUS_STOPPED = "stopped"
+STATUS_CONNECTING = "connecting"
+STATUS_OK = "ok"
+STATUS_LOST = "lost"
+
+_ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
+              270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+@dataclass(frozen=True)
+class CapturedFrame:
+    seq: int
+    ts: float  # capture time, Unix seconds
+    image: np.ndarray
+
+
+class Capture:
+    """Owns one source and the thread that reads it. start()/stop() are idempotent.
+
+    `on_status` is called from the capture thread on every status change.
+    """
+
+    def __init__(self, source_factory: Callable[[], Source], width: int, height: int,
+                 rotate: int = 0, reconnect_max_s: float = 10.0,
+                 on_status: Callable[[str, str], None] | None = None):
+        self._factory = source_factory
+        self.width, self.height, self.rotate = width, height, rotate
+        self.reconnect_max_s = reconnect_max_s
+        self._on_status = on_status or (lambda status, detail: None)
+        self._cond = threading.Condition()
+        self._latest: CapturedFrame | None = None
+        self._seq = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.status = STATUS_STOPPED
+        self.detail = ""
+        self.reconnects = 0
+        self.frames = 0
+        self.description = ""
+
+    # -- control (any thread) ------------------------------------------------------
+    def start(self) -> None:
+        if self._thread and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("capture thread did not stop within %.0f s (source blocked)",
+                            timeout)
+            self._thread = None
+        with self._cond:
+            self._latest = None
+        self._set_status(STATUS_STOPPED, "")
+
+    def wait_newer(self, seq: int, timeout: float) -> CapturedFrame | None:
+        """The newest frame if its seq is above `seq`, waiting up to `timeout` seconds."""
+        with self._cond:
+            self._cond.wait_for(lambda: (self._latest is not None and self._latest.seq > seq)
+                                or self._stop.is_set(), timeout)
+            latest = self._latest
+        return latest if latest is not None and latest.seq > seq else None
+
+    # -- capture thread -------------------------------------------------------------
+    def _set_status(self, status: str, detail: str) -> None:
+        if status != self.status or detail != self.detail:
+            self.status, self.detail = status, detail
+            if status == STATUS_LOST:
+                log.warning("source %s lost: %s", self.description, detail)
+            else:
+                log.info("source %s: %s %s", self.description, status, detail)
+            self._on_status(status, detail)
+
+    def _conform(self, frame: np.ndarray) -> np.ndarray:
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        elif frame.shape[2] == 4:
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+        if self.rotate:
+            frame = cv2.rotate(frame, _ROTATIONS[self.rotate])
+        if frame.shape[1] != self.width or frame.shape[0] != self.height:
+            frame = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        return frame
+
+    def _run(self) -> None:
+        backoff = 0.5
+        source = self._factory()
+        self.description = source.describe()
+        self._set_status(STATUS_CONNECTING, "")
+        while not self._stop.is_set():
+            try:
+                source.open()
+            except SourceError as exc:
+                self._set_status(STATUS_LOST, str(exc))
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.reconnect_max_s)
+                self.reconnects += 1
+                continue
+            except Exception as exc:  # a driver bug must not kill the thread
+                log.exception("opening %s failed", self.description)
+                self._set_status(STATUS_LOST, f"open failed: {exc}")
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.reconnect_max_s)
+                continue
+            frames_before = self.frames
+            lost = self._read_loop(source)
+            source.close()
+            if self.frames > frames_before:
+                backoff = 0.5  # it worked for a while: retry soon
+            if lost and not self._stop.is_set():
+                self._set_status(STATUS_LOST, "no frames from source")
+                self.reconnects += 1
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.reconnect_max_s)
+            else:
+                backoff = 0.5
+
+    def _read_loop(self, source: Source) -> bool:
+        """Read until stopped (False) or the source fails (True)."""
+        period = 1.0 / source.fps if source.paced and source.fps > 0 else 0.0
+        next_at = time.monotonic()
+        good = 0
+        while not self._stop.is_set():
+            try:
+                frame = source.read()
+            except Exception as exc:
+                log.warning("reading %s failed: %s", self.description, exc)
+                frame = None
+            if frame is None or frame.size == 0:
+                return True
+            ts = time.time()
+            frame = self._conform(frame)
+            with self._cond:
+                self._seq += 1
+                self._latest = CapturedFrame(self._seq, ts, frame)
+                self._cond.notify_all()
+            self.frames += 1
+            good += 1
+            if good == 1:
+                self._set_status(STATUS_OK, "")
+            if period:
+                next_at += period
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                else:
+                    next_at = time.monotonic()  # fell behind: do not try to catch up
+        return False

@@ -1,0 +1,264 @@
+"""`camnode` command line: run | node | web | check-config.
+
+`run` starts the node in this process and web workers as child processes on a listening
+socket opened here (so they share the port, and `--port 0` works); `node` and `web`
+run the two halves apart. The main thread only waits for SIGINT/SIGTERM and supervises
+workers; it stops everything in reverse order of start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from node import __version__
+from node.config import Config, ConfigError, ConfigStore, load_config
+
+log = logging.getLogger("camnode")
+
+DEFAULT_CONFIG = "config.json"
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level, logging.INFO),
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                        stream=sys.stderr, force=True)
+
+
+def _overrides(args: argparse.Namespace):
+    """Command-line flags applied on top of every version of the config, never saved."""
+    def apply(cfg: Config) -> Config:
+        if getattr(args, "source", None) is not None:
+            src = int(args.source) if args.source.isdigit() else args.source
+            cfg = dataclasses.replace(cfg, camera=dataclasses.replace(cfg.camera, source=src))
+        if getattr(args, "node_id", None):
+            cfg = dataclasses.replace(cfg, node_id=args.node_id)
+        web = cfg.web
+        if getattr(args, "port", None) is not None:
+            web = dataclasses.replace(web, port=args.port)
+        if getattr(args, "host", None):
+            web = dataclasses.replace(web, host=args.host)
+        if getattr(args, "workers", None):
+            web = dataclasses.replace(web, workers=args.workers)
+        zmq_cfg = cfg.zmq
+        if getattr(args, "publish", None):
+            zmq_cfg = dataclasses.replace(zmq_cfg, publish=args.publish)
+        if getattr(args, "command_bind", None):
+            zmq_cfg = dataclasses.replace(zmq_cfg, command=args.command_bind)
+        return dataclasses.replace(cfg, web=web, zmq=zmq_cfg)
+    return apply
+
+
+def _load(args: argparse.Namespace) -> ConfigStore:
+    path = Path(args.config)
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        print(f"camnode: configuration refused\n{exc}", file=sys.stderr)
+        sys.exit(2)
+    store = ConfigStore(cfg, path, _overrides(args))
+    _setup_logging(store.config.log_level)
+    return store
+
+
+def _local(endpoint: str) -> str:
+    """Where a local worker connects for a bind address (0.0.0.0/* -> loopback)."""
+    return re.sub(r"^tcp://(0\.0\.0\.0|\*|\[::\])", "tcp://127.0.0.1", endpoint)
+
+
+def _wait_for_signal(stop: threading.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+
+def _urls(host: str, port: int) -> list[str]:
+    if host in ("0.0.0.0", "", "::"):
+        urls = [f"http://127.0.0.1:{port}/"]
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.connect(("192.0.2.1", 9))  # no packet is sent; picks the LAN interface
+            ip = s.getsockname()[0]
+            s.close()
+            if not ip.startswith("127."):
+                urls.append(f"http://{ip}:{port}/")
+        except OSError:
+            pass
+        return urls
+    return [f"http://{host}:{port}/"]
+
+
+class Workers:
+    """Web worker processes on one inherited listening socket; restarted if they die."""
+
+    def __init__(self, sock: socket.socket, publish: str, command: str, count: int,
+                 max_clients: int, log_level: str):
+        self.sock, self.publish, self.command = sock, publish, command
+        self.count, self.max_clients, self.log_level = count, max_clients, log_level
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    def _spawn(self, i: int) -> None:
+        cmd = [sys.executable, "-m", "node.cli", "web", "--connect", self.publish,
+               "--command", self.command, "--fd", str(self.sock.fileno()),
+               "--worker", str(i), "--max-clients", str(self.max_clients),
+               "--log-level", self.log_level]
+        self.procs[i] = subprocess.Popen(cmd, pass_fds=(self.sock.fileno(),))
+
+    def start(self) -> None:
+        for i in range(self.count):
+            self._spawn(i)
+
+    def check(self) -> None:
+        for i, p in list(self.procs.items()):
+            if p.poll() is not None:
+                log.error("web worker %d exited with %s; restarting it", i, p.returncode)
+                self._spawn(i)
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for p in self.procs.values():
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("web worker %d did not stop; killing it", p.pid)
+                p.kill()
+                p.wait()
+        self.procs.clear()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tornado import netutil
+
+    from node.app import Node
+
+    store = _load(args)
+    cfg = store.config
+    stop = threading.Event()
+    _wait_for_signal(stop)
+    node = Node(store)
+    node.start()
+    sockets = netutil.bind_sockets(cfg.web.port, cfg.web.host, backlog=1024)
+    sock = sockets[0]
+    for extra in sockets[1:]:
+        extra.close()
+    port = sock.getsockname()[1]
+    workers = Workers(sock, _local(node.publisher.endpoint), _local(node.commands.endpoint),
+                      cfg.web.workers, cfg.web.max_clients, cfg.log_level)
+    workers.start()
+    log.info("camnode %s is running: open %s", __version__, "  or  ".join(_urls(cfg.web.host, port)))
+    try:
+        while not stop.wait(1.0):
+            workers.check()
+    finally:
+        log.info("stopping")
+        workers.stop()
+        sock.close()
+        node.stop()
+    return 0
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    from node.app import Node
+
+    store = _load(args)
+    stop = threading.Event()
+    _wait_for_signal(stop)
+    node = Node(store)
+    node.start()
+    log.info("node %s running: frames on %s, commands on %s", store.config.node_id,
+             node.publisher.endpoint, node.commands.endpoint)
+    try:
+        stop.wait()
+    finally:
+        node.stop()
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from web.app import run_worker
+
+    _setup_logging(args.log_level)
+    command = args.command
+    if not command:
+        m = re.match(r"^(tcp://.+):(\d+)$", args.connect)
+        if not m:
+            print("camnode web: give --command when --connect is not tcp://HOST:PORT",
+                  file=sys.stderr)
+            return 2
+        command = f"{m.group(1)}:{int(m.group(2)) + 1}"
+    run_worker(args.connect, command, fd=args.fd, host=args.host, port=args.port,
+               max_clients=args.max_clients, worker=args.worker)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{args.config}: OK (node {cfg.node_id}, source {cfg.camera.source}, "
+          f"{len(cfg.rois)} ROI(s))")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="camnode", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"camnode {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def config_flags(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", default=os.environ.get("CAMNODE_CONFIG", DEFAULT_CONFIG),
+                        help="configuration file (default: %(default)s)")
+        sp.add_argument("--source", help="camera source, overrides camera.source")
+        sp.add_argument("--node-id", help="node id, overrides node_id")
+        sp.add_argument("--publish", help="ZeroMQ PUB bind address, overrides zmq.publish")
+        sp.add_argument("--command-bind", help="ZeroMQ command bind address, overrides zmq.command")
+
+    run = sub.add_parser("run", help="node and web server on this machine")
+    config_flags(run)
+    run.add_argument("--port", type=int, help="web port, overrides web.port (0: any free port)")
+    run.add_argument("--host", help="web interface, overrides web.host")
+    run.add_argument("--workers", type=int, help="web worker processes, overrides web.workers")
+    run.set_defaults(func=cmd_run)
+
+    node = sub.add_parser("node", help="camera, pipeline and ZeroMQ publisher only")
+    config_flags(node)
+    node.set_defaults(func=cmd_node)
+
+    web = sub.add_parser("web", help="a web server fed by a node, here or on another host")
+    web.add_argument("--connect", required=True, help="the node's PUB address, tcp://HOST:PORT")
+    web.add_argument("--command", help="the node's command address (default: PUB port + 1)")
+    web.add_argument("--host", default="0.0.0.0")
+    web.add_argument("--port", type=int, default=8080)
+    web.add_argument("--fd", type=int, help=argparse.SUPPRESS)
+    web.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
+    web.add_argument("--max-clients", type=int, default=2000)
+    web.add_argument("--log-level", default="INFO")
+    web.set_defaults(func=cmd_web)
+
+    check = sub.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
+    check.set_defaults(func=cmd_check_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""Configuration: load, validate against schemas/config.schema.json, store atomically.
+
+The CLI loads the file once at start (`load_config`), so a bad file fails before
+anything opens, with every error listed. At run time the command dispatcher is the only
+writer (`ConfigStore.update`), from its own thread; each write goes to a temporary file,
+is fsynced, then renamed over the old one, and the previous file is kept as `.bak`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from node.schemas import ValidationIssue, validate
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "name": "camnode",
+    "camera": {"width": 640, "height": 480, "fps": 30, "jpeg_quality": 80, "rotate": 0,
+               "reconnect_max_s": 10},
+    "pipeline": {"autostart": True, "module": "passthrough", "module_params": {},
+                 "processor_dirs": [], "stamp": True},
+    "zmq": {"publish": "tcp://127.0.0.1:5555", "command": "tcp://127.0.0.1:5556"},
+    "web": {"host": "0.0.0.0", "port": 8080, "workers": 1, "max_clients": 2000},
+    "colours": {},
+    "rois": {},
+    "logging": {"level": "INFO"},
+}
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `issues` lists every problem found."""
+
+    def __init__(self, source: str, issues: list[ValidationIssue]):
+        self.source = source
+        self.issues = issues
+        lines = [f"{source}: {len(issues)} error(s)"]
+        lines += [f"  {i.path}: {i.reason}" for i in issues]
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    source: str | int
+    width: int
+    height: int
+    fps: float
+    jpeg_quality: int
+    rotate: int
+    reconnect_max_s: float
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    autostart: bool
+    module: str
+    module_params: dict
+    processor_dirs: tuple[str, ...]
+    stamp: bool
+
+
+@dataclass(frozen=True)
+class ZmqConfig:
+    publish: str
+    command: str
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str
+    port: int
+    workers: int
+    max_clients: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated configuration; `raw` is the document as it is stored on disk."""
+
+    node_id: str
+    name: str
+    camera: CameraConfig
+    pipeline: PipelineConfig
+    zmq: ZmqConfig
+    web: WebConfig
+    colours: dict[str, tuple[int, int, int]]
+    rois: dict[str, dict]
+    log_level: str
+    raw: dict = field(repr=False, compare=False)
+    base_dir: Path = field(default=Path("."), compare=False)
+
+    def processor_dirs(self) -> list[Path]:
+        """Extra module directories, relative paths taken from the config file's folder."""
+        return [(self.base_dir / d).resolve() for d in self.pipeline.processor_dirs]
+
+
+def _merged(doc: dict) -> dict:
+    out = copy.deepcopy(DEFAULTS)
+    for key, value in doc.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def _semantic_issues(doc: dict) -> list[ValidationIssue]:
+    """Checks JSON Schema cannot express: ROI corners in order, colours that exist."""
+    issues = []
+    colours = doc.get("colours") or {}
+    for name, roi in (doc.get("rois") or {}).items():
+        if not isinstance(roi, dict):
+            continue
+        issues += roi_issues(roi, colours, f"$.rois.{name}")
+    return issues
+
+
+def roi_issues(roi: dict, colours: dict, path: str) -> list[ValidationIssue]:
+    """Corner order and colour-name checks for one ROI (shared with the dispatcher)."""
+    from processors.common import DEFAULT_COLOURS
+
+    issues = []
+    try:
+        if roi["left"] >= roi["right"]:
+            issues.append(ValidationIssue(f"{path}.right", "right must be greater than left"))
+        if roi["top"] >= roi["bottom"]:
+            issues.append(ValidationIssue(f"{path}.bottom", "bottom must be greater than top"))
+    except (KeyError, TypeError):
+        pass
+    colour = roi.get("colour")
+    if colour is not None and colour not in colours and colour not in DEFAULT_COLOURS:
+        issues.append(ValidationIssue(f"{path}.colour", f"unknown colour {colour!r}"))
+    return issues
+
+
+def parse_config(doc: Any, source: str = "config", base_dir: Path = Path(".")) -> Config:
+    """Validate a configuration document and build the typed `Config`; raise ConfigError."""
+    issues = validate("config", doc)
+    if not issues:
+        issues = _semantic_issues(doc)
+    if issues:
+        raise ConfigError(source, issues)
+    m = _merged(doc)
+    cam, pipe = m["camera"], m["pipeline"]
+    return Config(
+        node_id=m["node_id"],
+        name=m["name"],
+        camera=CameraConfig(cam["source"], cam["width"], cam["height"], float(cam["fps"]),
+                            cam["jpeg_quality"], cam["rotate"], float(cam["reconnect_max_s"])),
+        pipeline=PipelineConfig(pipe["autostart"], pipe["module"], dict(pipe["module_params"]),
+                                tuple(pipe["processor_dirs"]), pipe["stamp"]),
+        zmq=ZmqConfig(m["zmq"]["publish"], m["zmq"]["command"]),
+        web=WebConfig(m["web"]["host"], m["web"]["port"], m["web"]["workers"],
+                      m["web"]["max_clients"]),
+        colours={k: tuple(v) for k, v in m["colours"].items()},
+        rois=copy.deepcopy(m["rois"]),
+        log_level=m["logging"]["level"],
+        raw=copy.deepcopy(doc),
+        base_dir=base_dir,
+    )
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read and validate a config file; every problem is reported in one ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [ValidationIssue("$", f"cannot read file: {exc.strerror}")])
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(str(path), [ValidationIssue(
+            "$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")])
+    return parse_config(doc, str(path), path.resolve().parent)
+
+
+def atomic_write_json(path: Path, doc: dict, keep_backup: bool = True) -> None:
+    """Write `doc` so that a crash leaves either the old or the new file, never half of one.
+
+    The old file is kept as `<name>.bak` (a hard link, so it is never missing either).
+    """
+    path = Path(path)
+    data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            try:
+                os.chmod(tmp, path.stat().st_mode & 0o777)
+            except OSError:
+                pass
+            if keep_backup:
+                bak = path.with_name(path.name + ".bak")
+                bak_tmp = path.with_name(f".{path.name}.bak.tmp")
+                if bak_tmp.exists():
+                    bak_tmp.unlink()
+                os.link(path, bak_tmp)
+                os.replace(bak_tmp, bak)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class ConfigStore:
+    """The node's single source of configuration truth, shared by its threads.
+
+    `update(fn)` applies `fn` to a copy of the raw document, validates the result and
+    writes it atomically; on any failure nothing changes, in memory or on disk. With
+    `path=None` changes stay in memory. `overrides` re-applies command-line flags
+    (`--source`, `--port`...) to every new version, so they are never written to the file.
+    """
+
+    def __init__(self, config: Config, path: Path | None,
+                 overrides: Callable[[Config], Config] | None = None):
+        self._overrides = overrides or (lambda c: c)
+        self._config = self._overrides(config)
+        self._path = Path(path) if path else None
+        self._lock = threading.Lock()
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    def update(self, change: Callable[[dict], None]) -> Config:
+        """Apply `change` to a copy of the document; validate; persist; return the result.
+
+        Raises ConfigError (nothing changed) when the result is invalid.
+        """
+        with self._lock:
+            doc = copy.deepcopy(self._config.raw)
+            change(doc)
+            new = self._overrides(
+                parse_config(doc, str(self._path or "config"), self._config.base_dir))
+            if self._path is not None:
+                atomic_write_json(self._path, doc)
+                log.info("configuration saved to %s", self._path)
+            self._config = new
+            return new

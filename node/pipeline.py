@@ -1,0 +1,248 @@
+"""The processing pipeline: newest captured frame -> module -> stamp -> JPEG once -> PUB.
+
+One pipeline thread runs for the node's lifetime and is the only caller of the module
+and the encoder. Other threads (the dispatcher) change what it does through methods
+that only swap references under a lock; the thread picks the change up between frames.
+While stopped, or while the source is lost, it publishes a placeholder frame once a
+second so viewers see why there is no picture, and every endpoint keeps answering.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from node import wire
+from node.capture import STATUS_OK, STATUS_STOPPED, Capture
+from node.config import CameraConfig
+from node.loader import Processor
+from node.publisher import Publisher
+from node.sources import make_source
+from node.stamp import placeholder, stamp
+from processors import common
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDER_PERIOD = 1.0
+
+
+class Pipeline:
+    """Owns the capture, the current module and the pipeline thread."""
+
+    def __init__(self, camera: CameraConfig, publisher: Publisher, stamp_frames: bool = True,
+                 on_change: Callable[[], None] | None = None):
+        self.camera = camera
+        self.publisher = publisher
+        self.stamp_frames = stamp_frames
+        self._on_change = on_change or (lambda: None)
+        self._lock = threading.Lock()
+        self._processor = Processor("passthrough", None)
+        self._retired: list[Processor] = []
+        self._module_error: str | None = None
+        self._rois: tuple[dict, dict] | None = None
+        self._capture: Capture | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.running = False
+        self.seq = 0
+        self.published = 0
+        self.module_dropped = 0
+        self.skipped = 0
+        self._times = collections.deque(maxlen=60)
+        self._proc_ms = collections.deque(maxlen=300)
+        self._encode_ms = collections.deque(maxlen=300)
+        self._captured_before = 0
+        self._reconnects_before = 0
+
+    # -- lifetime (node main thread) --------------------------------------------------
+    def start_thread(self) -> None:
+        if self._thread and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
+        self._thread.start()
+
+    def stop_thread(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)
+            self._thread = None
+        self.stop()
+        self._processor.close()
+
+    # -- commands (dispatcher thread) ---------------------------------------------------
+    def start(self) -> bool:
+        """Open the camera and process frames. False if already running."""
+        with self._lock:
+            if self.running:
+                return False
+            cam = self.camera
+            self._capture = Capture(
+                lambda: make_source(cam.source, cam.width, cam.height, cam.fps),
+                cam.width, cam.height, cam.rotate, cam.reconnect_max_s,
+                on_status=lambda s, d: self._on_change())
+            self._capture.start()
+            self.running = True
+        log.info("pipeline started (source %s, %dx%d @ %g fps)", cam.source, cam.width,
+                 cam.height, cam.fps)
+        self._on_change()
+        return True
+
+    def stop(self) -> bool:
+        """Stop processing and release the camera. False if already stopped."""
+        with self._lock:
+            if not self.running:
+                return False
+            capture, self._capture = self._capture, None
+            self.running = False
+        if capture:
+            capture.stop()
+            self._captured_before += capture.frames
+            self._reconnects_before += capture.reconnects
+        log.info("pipeline stopped")
+        self._on_change()
+        return True
+
+    def set_processor(self, processor: Processor, error: str | None = None) -> None:
+        """Swap the module; the old one is closed by the pipeline thread."""
+        with self._lock:
+            self._retired.append(self._processor)
+            self._processor = processor
+            self._module_error = error
+        log.info("module set to %s%s", processor.name, f" (error: {error})" if error else "")
+        self._on_change()
+
+    def set_rois(self, rois: dict, colours: dict) -> None:
+        with self._lock:
+            self._rois = (dict(rois), dict(colours))
+
+    # -- what the state shows (any thread) --------------------------------------------------
+    @property
+    def module(self) -> str:
+        return self._processor.name
+
+    def status(self) -> dict:
+        p = self._processor
+        cap = self._capture
+        times = list(self._times)
+        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and \
+            times[-1] > times[0] and time.time() - times[-1] < 2 else 0.0
+        return {
+            "pipeline": "running" if self.running else "stopped",
+            "module": p.name,
+            "module_params": p.params,
+            "module_error": self._module_error,
+            "module_errors": p.errors,
+            "module_last_error": p.last_error,
+            "source": {
+                "spec": cap.description if cap else str(self.camera.source),
+                "status": cap.status if cap else STATUS_STOPPED,
+                "detail": cap.detail if cap else "",
+                "reconnects": self._reconnects_before + (cap.reconnects if cap else 0),
+            },
+            "fps": round(fps, 2),
+            "width": self.camera.width,
+            "height": self.camera.height,
+            "frames": {
+                "captured": self._captured_before + (cap.frames if cap else 0),
+                "published": self.published,
+                "skipped": self.skipped,
+                "dropped_by_module": self.module_dropped,
+            },
+            "processing_ms": _percentiles(self._proc_ms),
+            "encode_ms": _percentiles(self._encode_ms),
+        }
+
+    # -- pipeline thread ---------------------------------------------------------------
+    def _run(self) -> None:
+        last_seq = 0
+        last_capture: Capture | None = None
+        last_placeholder = 0.0
+        last_frame_at = time.monotonic()
+        while not self._stop.is_set():
+            with self._lock:
+                processor, capture, rois = self._processor, self._capture, self._rois
+                retired, self._retired = self._retired, []
+                self._rois = None
+            for old in retired:
+                if old is not processor:
+                    old.close()
+            if rois is not None:
+                common.configure(*rois)
+            if capture is not last_capture:
+                last_capture, last_seq = capture, 0
+                last_frame_at = time.monotonic()
+            now = time.monotonic()
+            if capture is None:
+                if now - last_placeholder >= PLACEHOLDER_PERIOD:
+                    self._publish_placeholder(wire.KIND_STOPPED, "STOPPED", "")
+                    last_placeholder = now
+                self._stop.wait(0.2)
+                continue
+            frame = capture.wait_newer(last_seq, timeout=0.25)
+            if frame is None:
+                silent = time.monotonic() - last_frame_at
+                if (capture.status != STATUS_OK or silent > 2.0) and \
+                        time.monotonic() - last_placeholder >= PLACEHOLDER_PERIOD:
+                    self._publish_placeholder(wire.KIND_NOSIGNAL, "NO SIGNAL",
+                                              capture.detail or capture.description)
+                    last_placeholder = time.monotonic()
+                continue
+            if last_seq and frame.seq > last_seq + 1:
+                self.skipped += frame.seq - last_seq - 1
+            last_seq = frame.seq
+            last_frame_at = time.monotonic()
+            self._process(processor, frame.image, frame.ts)
+
+    def _process(self, processor: Processor, image: np.ndarray, ts: float) -> None:
+        t0 = time.perf_counter()
+        result = processor.process(image)
+        t1 = time.perf_counter()
+        self._proc_ms.append((t1 - t0) * 1000)
+        if result.frame is None:
+            self.module_dropped += 1
+            return
+        out = result.frame
+        if out.ndim == 2:
+            out = cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
+        error = result.error or self._module_error
+        if self.stamp_frames:
+            self._times.append(time.time())
+            stamp(out, processor.name, ts, self._fps(), error)
+        else:
+            self._times.append(time.time())
+        self._publish(out, ts, processor.name, wire.KIND_LIVE)
+        self._encode_ms.append((time.perf_counter() - t1) * 1000)
+
+    def _fps(self) -> float:
+        t = self._times
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    def _publish_placeholder(self, kind: str, title: str, detail: str) -> None:
+        ts = time.time()
+        img = placeholder(self.camera.width, self.camera.height, title, detail, ts)
+        self._publish(img, ts, self._processor.name, kind)
+
+    def _publish(self, image: np.ndarray, ts: float, module: str, kind: str) -> None:
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY,
+                                               self.camera.jpeg_quality])
+        if not ok:
+            log.error("JPEG encoding failed for a %s frame", kind)
+            return
+        self.seq += 1
+        h, w = image.shape[:2]
+        self.publisher.frame(wire.FrameHeader(self.seq, ts, w, h, module, kind), buf.tobytes())
+        self.published += 1
+
+
+def _percentiles(values) -> dict:
+    v = sorted(values)
+    if not v:
+        return {"p50": None, "p95": None}
+    return {"p50": round(v[len(v) // 2], 2), "p95": round(v[min(len(v) - 1, int(len(v) * 0.95))], 2)}

@@ -1,0 +1,57 @@
+"""What crosses the ZeroMQ boundary between the node and web workers. One place only.
+
+PUB socket (node -> web workers), multipart messages `[topic, header, body]`:
+
+- `frame`: header is JSON `{"seq", "ts", "w", "h", "module", "kind"}` (ts = capture time
+  in Unix seconds; kind "live", "nosignal" or "stopped"), body the JPEG bytes. Frames are
+  JPEG-encoded once in the node; every viewer of every worker gets these same bytes.
+- `state`: header is the state JSON, body empty. Published on change and every second,
+  so a worker that joins late or lost a message catches up without polling.
+- `event`: header is an event JSON (detections, errors), body empty.
+
+Subscribers drain their socket and keep only the newest frame (ZeroMQ CONFLATE would
+keep only the last *part* of a multipart message, so we do not use it).
+
+Command socket (ROUTER in the node, DEALER in each web worker): request
+`[b"", token, json {"command", "payload"}]`, reply `[b"", token, json envelope]`, the
+envelope being the dispatcher's `{"id", "status", "data" | "error"}`; the token lets a
+worker match replies to concurrent requests.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+TOPIC_FRAME = b"frame"
+TOPIC_STATE = b"state"
+TOPIC_EVENT = b"event"
+
+KIND_LIVE = "live"
+KIND_NOSIGNAL = "nosignal"
+KIND_STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    seq: int
+    ts: float
+    width: int
+    height: int
+    module: str
+    kind: str = KIND_LIVE
+
+    def encode(self) -> bytes:
+        return json.dumps({"seq": self.seq, "ts": self.ts, "w": self.width, "h": self.height,
+                           "module": self.module, "kind": self.kind},
+                          separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "FrameHeader":
+        d = json.loads(data)
+        return cls(int(d["seq"]), float(d["ts"]), int(d["w"]), int(d["h"]),
+                   str(d.get("module", "")), str(d.get("kind", KIND_LIVE)))
+
+
+def encode_json(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()

@@ -1,0 +1,92 @@
+"""The web worker: `make_app` builds the Tornado application, `run_worker` runs one.
+
+A worker is one process with one loop thread: its NodeLink (SUB + DEALER) and every
+HTTP connection live on that thread. `camnode run` starts one or more workers on a
+listening socket it opened itself (so several share the port); `camnode web` runs one
+on its own, possibly on another host than the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+from tornado import httpserver, netutil, web
+from tornado.ioloop import PeriodicCallback
+
+from web.handlers import (CommandHandler, HealthHandler, IndexHandler, SnapshotHandler,
+                          StateHandler)
+from web.hub import NodeLink
+from web.stream import Fanout, StreamHandler
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+MAX_BODY = 256 * 1024
+
+
+def make_app(link: NodeLink, fanout: Fanout) -> web.Application:
+    deps = {"link": link, "fanout": fanout}
+    return web.Application([
+        (r"/", IndexHandler, deps),
+        (r"/stream\.mjpg", StreamHandler, {"fanout": fanout}),
+        (r"/snapshot\.jpg", SnapshotHandler, deps),
+        (r"/api/state", StateHandler, deps),
+        (r"/api/([a-z_]+/[a-z_]+)", CommandHandler, deps),
+        (r"/healthz", HealthHandler, deps),
+    ], template_path=str(HERE / "static"), static_path=str(HERE / "static"),
+        compress_response=False, xsrf_cookies=False)
+
+
+async def serve(publish: str, command: str, sockets: list[socket.socket],
+                max_clients: int = 2000, worker: int = 0) -> None:
+    """Serve until SIGINT/SIGTERM; then close viewers and sockets and return."""
+    link = NodeLink(publish, command)
+    fanout = Fanout(link, max_clients)
+    link.start()
+    fanout.start()
+    server = httpserver.HTTPServer(make_app(link, fanout), max_body_size=MAX_BODY,
+                                   idle_connection_timeout=60, xheaders=False)
+    server.add_sockets(sockets)
+
+    async def report() -> None:
+        fanout.sample()
+        fps = sorted(fanout.fps.values())
+        await link.command("viewers/report", {
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "viewers": len(fanout.clients),
+            "fps_min": fps[0] if fps else None,
+            "fps_median": fps[len(fps) // 2] if fps else None}, timeout=2.0)
+
+    sampler = PeriodicCallback(lambda: asyncio.ensure_future(report()), 1000)
+    sampler.start()
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    log.info("web worker %d (pid %d) serving", worker, os.getpid())
+    await done.wait()
+    log.info("web worker %d stopping", worker)
+    sampler.stop()
+    server.stop()
+    fanout.close_all()
+    await server.close_all_connections()
+    link.stop()
+
+
+def run_worker(publish: str, command: str, *, fd: int | None = None, host: str = "0.0.0.0",
+               port: int = 8080, max_clients: int = 2000, worker: int = 0) -> None:
+    """Entry point of a worker process: listen on `fd` (inherited) or on host:port."""
+    if fd is not None:
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        sockets = [sock]
+    else:
+        sockets = netutil.bind_sockets(port, host or None, reuse_port=False)
+        for s in sockets:
+            log.info("listening on http://%s:%d/", *s.getsockname()[:2])
+    asyncio.run(serve(publish, command, sockets, max_clients, worker))

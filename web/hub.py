@@ -1,0 +1,185 @@
+"""A web worker's link to the node: one SUB socket (frames, state, events), one DEALER.
+
+Runs on the worker's Tornado/asyncio loop thread, the only thread of a worker. The SUB
+socket's file descriptor is watched by the loop; each time it signals, the socket is
+drained and only the newest frame is kept, so a busy node never puts a worker behind.
+Each frame's HTTP multipart part (headers + JPEG + boundary) is built once here and the
+same bytes go to every client of this worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import zmq
+
+from node import wire
+
+log = logging.getLogger(__name__)
+
+BOUNDARY = b"frame"
+STATE_STALE_S = 3.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    header: wire.FrameHeader
+    jpeg: bytes
+    part: bytes  # multipart headers + JPEG + CRLF + next boundary, shared by all clients
+    received: float
+
+
+def build_part(header: wire.FrameHeader, jpeg: bytes) -> bytes:
+    """One part of the MJPEG stream; the boundary follows the JPEG at once so a browser
+    knows the image is complete and draws it without waiting for the next frame."""
+    head = (b"Content-Type: image/jpeg\r\nContent-Length: %d\r\nX-Timestamp: %.6f\r\n"
+            b"X-Frame-Seq: %d\r\n\r\n" % (len(jpeg), header.ts, header.seq))
+    return b"".join((head, jpeg, b"\r\n--", BOUNDARY, b"\r\n"))
+
+
+class NodeLink:
+    """Subscribes to a node and sends it commands. start()/stop() on the loop thread."""
+
+    def __init__(self, publish: str, command: str, context: zmq.Context | None = None):
+        self.publish_endpoint = publish
+        self.command_endpoint = command
+        self._ctx = context or zmq.Context.instance()
+        self._sub: zmq.Socket | None = None
+        self._dealer: zmq.Socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: dict[bytes, asyncio.Future] = {}
+        self._tokens = itertools.count(1)
+        self.frame: Frame | None = None
+        self.state: dict = {}
+        self.state_at = 0.0
+        self.frames_received = 0
+        self.frame_listeners: list[Callable[[Frame], None]] = []
+        self.state_listeners: list[Callable[[dict], None]] = []
+        self.event_listeners: list[Callable[[dict], None]] = []
+
+    # -- lifetime -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        sub = self._ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.RCVHWM, 8)
+        sub.setsockopt(zmq.LINGER, 0)
+        for topic in (wire.TOPIC_FRAME, wire.TOPIC_STATE, wire.TOPIC_EVENT):
+            sub.setsockopt(zmq.SUBSCRIBE, topic)
+        sub.connect(self.publish_endpoint)
+        dealer = self._ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.IMMEDIATE, 1)  # never queue a command for a node that is down
+        dealer.connect(self.command_endpoint)
+        self._sub, self._dealer = sub, dealer
+        self._loop.add_reader(sub.getsockopt(zmq.FD), self._on_sub)
+        self._loop.add_reader(dealer.getsockopt(zmq.FD), self._on_dealer)
+        self._loop.call_soon(self._on_sub)
+        log.info("worker %d subscribed to %s, commands to %s", os.getpid(),
+                 self.publish_endpoint, self.command_endpoint)
+
+    def stop(self) -> None:
+        for sock in (self._sub, self._dealer):
+            if sock is not None:
+                try:
+                    self._loop.remove_reader(sock.getsockopt(zmq.FD))
+                except (ValueError, zmq.ZMQError):
+                    pass
+                sock.close()
+        self._sub = self._dealer = None
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.cancel()
+
+    @property
+    def node_reachable(self) -> bool:
+        return time.monotonic() - self.state_at < STATE_STALE_S
+
+    # -- SUB side -----------------------------------------------------------------------
+    def _on_sub(self) -> None:
+        sub = self._sub
+        if sub is None:
+            return
+        newest = None
+        # zmq's FD is edge-triggered: read until the socket says it has nothing more.
+        while sub.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            topic, head, body = sub.recv_multipart(zmq.NOBLOCK)
+            if topic == wire.TOPIC_FRAME:
+                newest = (head, body)
+            elif topic == wire.TOPIC_STATE:
+                self._on_state(head)
+            elif topic == wire.TOPIC_EVENT:
+                self._on_event(head)
+        if newest is not None:
+            header = wire.FrameHeader.decode(newest[0])
+            jpeg = newest[1]
+            self.frame = Frame(header, jpeg, build_part(header, jpeg), time.time())
+            self.frames_received += 1
+            for cb in self.frame_listeners:
+                cb(self.frame)
+
+    def _on_state(self, raw: bytes) -> None:
+        try:
+            self.state = json.loads(raw)
+        except ValueError:
+            log.warning("ignoring malformed state message")
+            return
+        self.state_at = time.monotonic()
+        for cb in self.state_listeners:
+            cb(self.state)
+
+    def _on_event(self, raw: bytes) -> None:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            return
+        for cb in self.event_listeners:
+            cb(event)
+
+    # -- commands -----------------------------------------------------------------------
+    async def command(self, command: str, payload: Any, timeout: float = 5.0) -> dict:
+        """Send a command to the node's dispatcher; an `unavailable` envelope on timeout."""
+        request_id = payload.get("id") if isinstance(payload, dict) else None
+        if self._dealer is None:
+            return _unavailable(request_id, command, "web worker is shutting down")
+        token = str(next(self._tokens)).encode()
+        fut = self._loop.create_future()
+        self._pending[token] = fut
+        body = json.dumps({"command": command, "payload": payload}).encode()
+        try:
+            self._dealer.send_multipart([b"", token, body], zmq.NOBLOCK)
+            # A send can consume the FD's edge: look for a reply once ourselves.
+            self._loop.call_soon(self._on_dealer)
+            return await asyncio.wait_for(fut, timeout)
+        except zmq.Again:
+            return _unavailable(request_id, command, "node not reachable")
+        except asyncio.TimeoutError:
+            return _unavailable(request_id, command, f"node did not answer in {timeout:g} s")
+        finally:
+            self._pending.pop(token, None)
+
+    def _on_dealer(self) -> None:
+        dealer = self._dealer
+        if dealer is None:
+            return
+        while dealer.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            parts = dealer.recv_multipart(zmq.NOBLOCK)
+            if len(parts) != 3:
+                continue
+            fut = self._pending.get(parts[1])
+            if fut is not None and not fut.done():
+                try:
+                    fut.set_result(json.loads(parts[2]))
+                except ValueError:
+                    fut.set_result(_unavailable(None, "", "malformed reply from node"))
+
+
+def _unavailable(request_id: Any, command: str, message: str) -> dict:
+    return {"id": request_id, "command": command, "status": "error",
+            "error": {"code": "unavailable", "message": message, "details": []}}

@@ -1,0 +1,225 @@
+"""MJPEG fan-out: every viewer gets the newest frame as soon as its socket can take it.
+
+After the HTTP request is parsed, the connection is taken from Tornado and written to
+directly (one `send` per frame, no per-client buffering or futures): with hundreds of
+viewers the per-frame cost is what decides the frame rate. All on the worker's loop
+thread. A client whose kernel buffer is full is skipped and armed for writability;
+when it drains it gets the newest frame, never a backlog. `TCP_NOTSENT_LOWAT` keeps
+what the kernel holds unsent per client to about one frame, so a slow client sees
+fresh frames rather than seconds-old ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import itertools
+import logging
+import socket
+import time
+
+from tornado import web
+
+from web.hub import BOUNDARY, Frame, NodeLink
+
+log = logging.getLogger(__name__)
+
+TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
+NOTSENT_LOWAT_BYTES = 64 * 1024
+
+RESPONSE_HEAD = (b"HTTP/1.1 200 OK\r\n"
+                 b"Content-Type: multipart/x-mixed-replace; boundary=" + BOUNDARY + b"\r\n"
+                 b"Cache-Control: no-cache, no-store, must-revalidate\r\n"
+                 b"Pragma: no-cache\r\n"
+                 b"X-Content-Type-Options: nosniff\r\n"
+                 b"Connection: close\r\n\r\n"
+                 b"--" + BOUNDARY + b"\r\n")
+
+_ids = itertools.count(1)
+
+
+class StreamClient:
+    """One viewer's socket. Owned by `Fanout`; every method runs on the loop thread."""
+
+    __slots__ = ("id", "sock", "fd", "peer", "fanout", "loop", "pending", "sent_seq",
+                 "armed", "closed", "frames", "bytes", "connected", "_fps_window")
+
+    def __init__(self, fanout: "Fanout", sock: socket.socket, peer: str):
+        self.id = next(_ids)
+        self.sock, self.fd, self.peer, self.fanout = sock, sock.fileno(), peer, fanout
+        self.loop = fanout.loop
+        self.pending: memoryview | None = None  # rest of a frame the kernel took only part of
+        self.sent_seq = -1
+        self.armed = self.closed = False
+        self.frames = self.bytes = 0
+        self.connected = time.time()
+        self._fps_window: collections.deque = collections.deque(maxlen=8)
+
+    def start(self) -> None:
+        self.loop.add_reader(self.fd, self._on_readable)
+        self.pending = memoryview(RESPONSE_HEAD)
+        self._write_pending()
+
+    def offer(self) -> None:
+        """A new frame exists: send it now unless the previous one is still draining."""
+        if not self.armed and self.pending is None:
+            self._send_newest()
+
+    def _send_newest(self) -> None:
+        frame = self.fanout.link.frame
+        if frame is None or frame.header.seq == self.sent_seq:
+            return
+        try:
+            n = self.sock.send(frame.part)
+        except BlockingIOError:
+            n = 0
+        except OSError as exc:
+            self.close(exc)
+            return
+        if n == 0:
+            self._arm()  # kernel full: try again, with whatever is newest, when it drains
+            return
+        self.sent_seq = frame.header.seq
+        self.bytes += n
+        if n < len(frame.part):
+            self.pending = memoryview(frame.part)[n:]
+            self._arm()
+        else:
+            self.frames += 1
+
+    def _write_pending(self) -> None:
+        try:
+            n = self.sock.send(self.pending)
+        except BlockingIOError:
+            n = 0
+        except OSError as exc:
+            self.close(exc)
+            return
+        self.bytes += n
+        if n < len(self.pending):
+            self.pending = self.pending[n:]
+            self._arm()
+            return
+        self.pending = None
+        if self.sent_seq >= 0:
+            self.frames += 1
+        self._send_newest()
+
+    def _arm(self) -> None:
+        if not self.armed and not self.closed:
+            self.armed = True
+            self.loop.add_writer(self.fd, self._on_writable)
+
+    def _on_writable(self) -> None:
+        self.loop.remove_writer(self.fd)
+        self.armed = False
+        if self.pending is not None:
+            self._write_pending()
+        else:
+            self._send_newest()
+
+    def _on_readable(self) -> None:
+        try:
+            data = self.sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.close(exc)
+            return
+        if not data:
+            self.close(None)  # the viewer went away
+
+    def close(self, exc: BaseException | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.loop.remove_reader(self.fd)
+        if self.armed:
+            self.loop.remove_writer(self.fd)
+        self.sock.close()
+        self.pending = None
+        self.fanout.remove(self)
+        if exc is not None and getattr(exc, "errno", None) not in (errno.EPIPE, errno.ECONNRESET):
+            log.info("stream client %d (%s) closed: %s", self.id, self.peer, exc)
+
+    def sample_fps(self, now: float) -> float:
+        """Frames per second over the last few samples (sampled by Fanout every second)."""
+        self._fps_window.append((now, self.frames))
+        (t0, f0), (t1, f1) = self._fps_window[0], self._fps_window[-1]
+        return round((f1 - f0) / (t1 - t0), 2) if t1 > t0 else 0.0
+
+    def describe(self, fps: float) -> dict:
+        return {"id": self.id, "peer": self.peer, "fps": fps, "frames": self.frames,
+                "bytes": self.bytes, "seconds": round(time.time() - self.connected, 1)}
+
+
+class Fanout:
+    """All stream clients of one worker; the hub's frame listener."""
+
+    def __init__(self, link: NodeLink, max_clients: int):
+        self.link = link
+        self.max_clients = max_clients
+        self.clients: dict[int, StreamClient] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.total_served = 0
+        self.fps: dict[int, float] = {}
+
+    def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.link.frame_listeners.append(self.on_frame)
+
+    def on_frame(self, frame: Frame) -> None:
+        for client in list(self.clients.values()):
+            client.offer()
+
+    def add(self, sock: socket.socket, peer: str) -> StreamClient:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, NOTSENT_LOWAT_BYTES)
+        except OSError:
+            pass  # not Linux/macOS: frames may queue longer in the kernel for slow clients
+        client = StreamClient(self, sock, peer)
+        self.clients[client.id] = client
+        self.total_served += 1
+        log.debug("stream client %d from %s (%d watching)", client.id, peer, len(self.clients))
+        client.start()
+        return client
+
+    def remove(self, client: StreamClient) -> None:
+        self.clients.pop(client.id, None)
+        self.fps.pop(client.id, None)
+
+    def sample(self) -> None:
+        """Called every second by the worker to refresh per-client fps."""
+        now = time.monotonic()
+        self.fps = {cid: c.sample_fps(now) for cid, c in self.clients.items()}
+
+    def describe(self, limit: int = 100) -> list[dict]:
+        return [c.describe(self.fps.get(cid, 0.0))
+                for cid, c in itertools.islice(self.clients.items(), limit)]
+
+    def close_all(self) -> None:
+        for client in list(self.clients.values()):
+            client.close(None)
+
+
+class StreamHandler(web.RequestHandler):
+    """GET /stream.mjpg: hands the connection to the fan-out and leaves Tornado."""
+
+    def initialize(self, fanout: Fanout) -> None:
+        self.fanout = fanout
+
+    def get(self) -> None:
+        if len(self.fanout.clients) >= self.fanout.max_clients:
+            self.set_status(503)
+            self.set_header("Retry-After", "5")
+            self.finish("too many stream clients on this worker\n")
+            return
+        stream = self.detach()
+        # Own a duplicate of the descriptor, then let Tornado close (and unregister) its
+        # copy: the connection stays open, and only our code watches it from now on.
+        sock = stream.socket.dup()
+        stream.close()
+        self.fanout.add(sock, self.request.remote_ip or "?")
