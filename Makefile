@@ -1,0 +1,39 @@
+# camnode: `make run` to try it, `make test` to check it, `make bench` to measure it.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# Debian packages the tests use, installed when missing (root or sudo).
+TEST_DEBS ?=
+
+.PHONY: run test bench check-config clean
+
+$(PY):
+	@$(PYTHON) -m venv $(VENV) || { sh deploy/ensure-debs.sh python3-venv && $(PYTHON) -m venv $(VENV); }
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[bench]'
+	@touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/camnode run $(ARGS)
+
+check-config: $(VENV)/.installed
+	$(VENV)/bin/camnode check-config $(or $(CONFIG),config.json)
+
+test: $(VENV)/.installed-test
+	@sh deploy/ensure-debs.sh $(TEST_DEBS)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-bench
+	$(PY) -m bench.run $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache *.egg-info

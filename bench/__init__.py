@@ -1,0 +1,1 @@
+"""Benchmarks for camnode: load generator, naive baseline server, runner (`python -m bench.run`)."""

@@ -1,0 +1,249 @@
+"""Fixtures that run camnode as real processes on free ports and read it as clients do."""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(cond: Callable[[], object], timeout: float = 10.0, interval: float = 0.05,
+             what: str = "condition"):
+    """Poll `cond` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            value = cond()
+            if value:
+                return value
+        except (OSError, ValueError, KeyError, http.client.HTTPException) as exc:
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}"
+                         + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+class Camnode:
+    """One `camnode ...` process; output collected by a thread; stopped by the fixture."""
+
+    def __init__(self, args: list[str], cwd: Path):
+        self.args = args
+        self.cwd = cwd
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+
+    def start(self) -> "Camnode":
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([sys.executable, "-m", "node.cli", *self.args],
+                                     cwd=self.cwd, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+        return self
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_line(self, pattern: str, timeout: float = 15.0) -> re.Match:
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                for line in self.lines[seen:]:
+                    m = rx.search(line)
+                    if m:
+                        return m
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and seen == len(self.lines)):
+                    raise AssertionError(f"no line matching {pattern!r}; output:\n" + self.output)
+                self._cond.wait(min(left, 0.2))
+
+    @property
+    def output(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def wait_ready(self) -> "Camnode":
+        m = self.wait_line(r"is running: open (http://127\.0\.0\.1:\d+)/")
+        self.url = m.group(1)
+        wait_for(lambda: get_json(self.url + "/api/state").get("node_reachable"),
+                 what="web worker to receive the node's state")
+        return self
+
+    def state(self) -> dict:
+        return get_json(self.url + "/api/state")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            raise AssertionError("camnode did not stop on SIGTERM:\n" + self.output)
+
+    def kill_all(self) -> None:
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+
+
+BASE_CONFIG = {
+    "node_id": "test",
+    "name": "test node",
+    "camera": {"source": "synthetic", "width": 320, "height": 240, "fps": 15,
+               "jpeg_quality": 70, "reconnect_max_s": 1},
+    "pipeline": {"autostart": True, "module": "service"},
+    "zmq": {"publish": "tcp://127.0.0.1:*", "command": "tcp://127.0.0.1:*"},
+    "web": {"host": "127.0.0.1", "port": 0, "workers": 1},
+    "colours": {"green": [0, 255, 0], "red": [0, 0, 255]},
+    "rois": {"door": {"left": 10, "top": 10, "right": 40, "bottom": 90, "colour": "green"}},
+    "logging": {"level": "INFO"},
+}
+
+
+def deep_update(base: dict, changes: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in changes.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_update(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    def write(changes: dict | None = None, name: str = "config.json") -> Path:
+        path = tmp_path / name
+        path.write_text(json.dumps(deep_update(BASE_CONFIG, changes or {}), indent=2))
+        return path
+    return write
+
+
+@pytest.fixture
+def camnode(tmp_path: Path):
+    """Factory: camnode("run", "--config", path) -> started Camnode; all killed at the end."""
+    started: list[Camnode] = []
+
+    def start(*args: str) -> Camnode:
+        c = Camnode(list(args), ROOT).start()
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        c.kill_all()
+
+
+@pytest.fixture
+def run_node(camnode, write_config):
+    """Start `camnode run` with the base config plus `changes`, ready to use."""
+    def run(changes: dict | None = None, *extra: str) -> Camnode:
+        cfg = write_config(changes)
+        return camnode("run", "--config", str(cfg), *extra).wait_ready()
+    return run
+
+
+# -- HTTP helpers: real clients on real sockets ----------------------------------------------
+def request(url: str, method: str = "GET", body: bytes | None = None,
+            headers: dict | None = None, timeout: float = 10.0) -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def get_json(url: str, timeout: float = 5.0) -> dict:
+    return json.loads(request(url, timeout=timeout)[2])
+
+
+def post_command(base: str, command: str, payload: dict | None = None,
+                 timeout: float = 10.0) -> tuple[int, dict]:
+    status, _, body = request(f"{base}/api/{command}", "POST",
+                              json.dumps(payload or {}).encode(),
+                              {"Content-Type": "application/json"}, timeout)
+    return status, json.loads(body)
+
+
+class MjpegReader:
+    """Reads /stream.mjpg over a plain socket, part by part, as a browser would."""
+
+    def __init__(self, url: str, rcvbuf: int | None = None, timeout: float = 10.0):
+        m = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
+        host, port, path = m.group(1), int(m.group(2)), m.group(3)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        self.f = self.sock.makefile("rb")
+        status = self.f.readline().decode()
+        self.status = int(status.split()[1])
+        self.headers = self._headers()
+        ctype = self.headers.get("content-type", "")
+        self.boundary = ctype.split("boundary=")[-1].encode() if "boundary=" in ctype else b""
+        if self.status == 200:
+            first = self.f.readline().strip()
+            assert first == b"--" + self.boundary, first
+
+    def _headers(self) -> dict:
+        headers = {}
+        while True:
+            line = self.f.readline()
+            if line in (b"\r\n", b"\n", b""):
+                return headers
+            k, _, v = line.decode().partition(":")
+            headers[k.strip().lower()] = v.strip()
+
+    def read_part(self) -> tuple[dict, bytes, float]:
+        """(part headers, JPEG bytes, local receive time) of the next frame."""
+        headers = self._headers()
+        jpeg = self.f.read(int(headers["content-length"]))
+        received = time.time()
+        tail = self.f.readline()
+        assert tail == b"\r\n", tail
+        boundary = self.f.readline().strip()
+        assert boundary == b"--" + self.boundary, boundary
+        return headers, jpeg, received
+
+    def close(self) -> None:
+        try:
+            self.f.close()
+            self.sock.close()
+        except OSError:
+            pass
