@@ -138,26 +138,28 @@ class Capture:
             if self.frames > frames_before:
                 backoff = 0.5  # it worked for a while: retry soon
             if lost and not self._stop.is_set():
-                self._set_status(STATUS_LOST, "no frames from source")
+                self._set_status(STATUS_LOST, lost)
                 self.reconnects += 1
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.reconnect_max_s)
             else:
                 backoff = 0.5
 
-    def _read_loop(self, source: Source) -> bool:
-        """Read until stopped (False) or the source fails (True)."""
+    def _read_loop(self, source: Source) -> str | None:
+        """Read until stopped (None) or the source fails (why, as text)."""
         period = 1.0 / source.fps if source.paced and source.fps > 0 else 0.0
         next_at = time.monotonic()
         good = 0
         while not self._stop.is_set():
             try:
                 frame = source.read()
+            except SourceError as exc:
+                return str(exc)
             except Exception as exc:
                 log.warning("reading %s failed: %s", self.description, exc)
-                frame = None
+                return f"read failed: {exc}"
             if frame is None or frame.size == 0:
-                return True
+                return "no frames from source"
             ts = time.time()
             frame = self._conform(frame)
             with self._cond:
@@ -175,4 +177,4 @@ class Capture:
                     self._stop.wait(delay)
                 else:
                     next_at = time.monotonic()  # fell behind: do not try to catch up
-        return False
+        return None

@@ -115,8 +115,9 @@ def _merged(doc: dict) -> dict:
 def _semantic_issues(doc: dict) -> list[ValidationIssue]:
     """Checks JSON Schema cannot express: ROI corners in order, colours that exist."""
     issues = []
-    colours = doc.get("colours") or {}
-    for name, roi in (doc.get("rois") or {}).items():
+    colours = doc.get("colours") if isinstance(doc.get("colours"), dict) else {}
+    rois = doc.get("rois") if isinstance(doc.get("rois"), dict) else {}
+    for name, roi in rois.items():
         if not isinstance(roi, dict):
             continue
         issues += roi_issues(roi, colours, f"$.rois.{name}")
@@ -129,7 +130,7 @@ def roi_issues(roi: dict, colours: dict, path: str) -> list[ValidationIssue]:
 
     issues = []
     try:
-        if roi["left"] >= roi["right"]:
+        if roi["left"] >= roi["right"]:  # a TypeError here was reported by the schema
             issues.append(ValidationIssue(f"{path}.right", "right must be greater than left"))
         if roi["top"] >= roi["bottom"]:
             issues.append(ValidationIssue(f"{path}.bottom", "bottom must be greater than top"))
@@ -144,8 +145,8 @@ def roi_issues(roi: dict, colours: dict, path: str) -> list[ValidationIssue]:
 def parse_config(doc: Any, source: str = "config", base_dir: Path = Path(".")) -> Config:
     """Validate a configuration document and build the typed `Config`; raise ConfigError."""
     issues = validate("config", doc)
-    if not issues:
-        issues = _semantic_issues(doc)
+    if isinstance(doc, dict):
+        issues += _semantic_issues(doc)
     if issues:
         raise ConfigError(source, issues)
     m = _merged(doc)

@@ -125,12 +125,9 @@ class OpenCVSource(Source):
         if ok and frame is not None:
             return frame
         if self.kind == "file":
-            # End of file: reopen from the path (see class docstring).
+            # End of file: reopen from the path (see class docstring); SourceError says why.
             self.close()
-            try:
-                self.open()
-            except SourceError:
-                return None
+            self.open()
             ok, frame = self._cap.read()
             return frame if ok else None
         return None

@@ -1,0 +1,139 @@
+"""Sources that are lost and come back, and frames of another size than requested."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.integration.conftest import request, wait_for
+
+
+def _write_video(path: Path, size=(160, 120), frames=10, fps=10) -> None:
+    """A short clip at another size than the camera asks for, bright so black is obvious."""
+    tmp = path.with_suffix(".tmp.avi")
+    out = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    assert out.isOpened()
+    for i in range(frames):
+        img = np.full((size[1], size[0], 3), (40, 180, 220), np.uint8)
+        cv2.circle(img, (10 + i * 10, size[1] // 2), 12, (255, 255, 255), -1)
+        out.write(img)
+    out.release()
+    os.replace(tmp, path)
+
+
+def _snapshot(url: str) -> np.ndarray:
+    status, _, body = request(url + "/snapshot.jpg")
+    assert status == 200
+    return cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+
+
+def test_video_file_of_another_size_is_resized_not_black(run_node, tmp_path):
+    clip = tmp_path / "clip.avi"
+    _write_video(clip)
+    node = run_node({"camera": {"source": str(clip), "fps": 10}, "pipeline": {"module": "passthrough"}})
+    wait_for(lambda: node.state()["stream"]["frame_kind"] == "live", what="live frames")
+    img = _snapshot(node.url)
+    assert img.shape == (240, 320, 3)
+    centre = img[100:140, 140:180].reshape(-1, 3).mean(0)
+    assert centre.mean() > 100, f"frame is dark: {centre}"
+    # The 10-frame clip loops: frames keep coming well past its 1 s length.
+    seq = node.state()["stream"]["frame_seq"]
+    wait_for(lambda: node.state()["stream"]["frame_seq"] > seq + 25, what="looping")
+
+
+def test_deleted_video_file_gives_no_signal_then_recovers(run_node, tmp_path):
+    clip = tmp_path / "clip.avi"
+    _write_video(clip)
+    node = run_node({"camera": {"source": str(clip), "fps": 10}})
+    wait_for(lambda: node.state()["source"]["status"] == "ok", what="source ok")
+    saved = clip.read_bytes()
+    clip.unlink()
+    state = wait_for(lambda: (s := node.state())["source"]["status"] == "lost" and s,
+                     what="source lost")
+    assert "not found" in state["source"]["detail"]
+    wait_for(lambda: node.state()["stream"]["frame_kind"] == "nosignal", what="no-signal frame")
+    assert request(node.url + "/snapshot.jpg")[0] == 200  # the no-signal picture
+    clip.write_bytes(saved)
+    wait_for(lambda: node.state()["source"]["status"] == "ok", timeout=10, what="recovered")
+    wait_for(lambda: node.state()["stream"]["frame_kind"] == "live", what="live again")
+    assert node.state()["source"]["reconnects"] >= 1
+
+
+class _MjpegCamera:
+    """A network camera stand-in: an HTTP MJPEG server we can switch off and on."""
+
+    def __init__(self) -> None:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.server: http.server.ThreadingHTTPServer | None = None
+        ok, buf = cv2.imencode(".jpg", np.full((240, 320, 3), 200, np.uint8))
+        self.jpeg = buf.tobytes()
+
+    def start(self) -> None:
+        camera = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=b")
+                self.end_headers()
+                try:
+                    while camera.server is not None:
+                        self.wfile.write(b"--b\r\nContent-Type: image/jpeg\r\nContent-Length: %d"
+                                         b"\r\n\r\n" % len(camera.jpeg) + camera.jpeg + b"\r\n")
+                        time.sleep(0.1)
+                except OSError:
+                    pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        server, self.server = self.server, None
+        if server:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture
+def network_camera():
+    cam = _MjpegCamera()
+    cam.start()
+    yield cam
+    cam.stop()
+
+
+def test_unreachable_url_gives_no_signal_then_recovers(run_node, network_camera):
+    url = f"http://127.0.0.1:{network_camera.port}/video.mjpg"
+    node = run_node({"camera": {"source": url, "fps": 10}})
+    wait_for(lambda: node.state()["source"]["status"] == "ok", timeout=15, what="source ok")
+    wait_for(lambda: node.state()["stream"]["frame_kind"] == "live", what="live frames")
+    network_camera.stop()
+    wait_for(lambda: node.state()["source"]["status"] == "lost", timeout=15, what="lost")
+    wait_for(lambda: node.state()["stream"]["frame_kind"] == "nosignal", what="no-signal frame")
+    network_camera.start()
+    wait_for(lambda: node.state()["source"]["status"] == "ok", timeout=15, what="recovered")
+    wait_for(lambda: node.state()["stream"]["frame_kind"] == "live", what="live again")
+
+
+def test_missing_camera_device_is_reported_not_fatal(run_node):
+    node = run_node({"camera": {"source": "/dev/video99"}})
+    state = wait_for(lambda: (s := node.state())["source"]["status"] == "lost" and s,
+                     what="lost source")
+    assert state["pipeline"] == "running"
+    wait_for(lambda: node.state()["stream"]["frame_kind"] == "nosignal", what="no-signal frame")
