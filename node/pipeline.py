@@ -130,9 +130,8 @@ class Pipeline:
     def status(self) -> dict:
         p = self._processor
         cap = self._capture
-        times = list(self._times)
-        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and \
-            times[-1] > times[0] and time.time() - times[-1] < 2 else 0.0
+        fresh = self._times and time.time() - self._times[-1] < 2
+        fps = self._fps() if fresh else 0.0
         return {
             "pipeline": "running" if self.running else "stopped",
             "module": p.name,
@@ -211,17 +210,14 @@ class Pipeline:
         out = result.frame
         if out.ndim == 2:
             out = cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
-        error = result.error or self._module_error
+        self._times.append(time.time())
         if self.stamp_frames:
-            self._times.append(time.time())
-            stamp(out, processor.name, ts, self._fps(), error)
-        else:
-            self._times.append(time.time())
+            stamp(out, processor.name, ts, self._fps(), result.error or self._module_error)
         self._publish(out, ts, processor.name, wire.KIND_LIVE)
         self._encode_ms.append((time.perf_counter() - t1) * 1000)
 
     def _fps(self) -> float:
-        t = self._times
+        t = list(self._times)
         return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
 
     def _publish_placeholder(self, kind: str, title: str, detail: str) -> None:
