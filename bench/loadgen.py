@@ -394,7 +394,7 @@ def _shard_entry(conn, kwargs) -> None:
 def run_load(url: str, clients: int, duration: float = 10.0, warmup: float = 2.0,
              slow_fraction: float = 0.0, slow_pause: float = 1.0, procs: int = 1,
              copy: bool = False, ramp: float = 0.0, allow_remote: bool = False,
-             max_fps: float = 60.0) -> dict:
+             max_fps: float = 60.0, start_at: float | None = None) -> dict:
     """Run the load; returns merged raw results (numpy arrays) for `summarize`."""
     u = urlsplit(url)
     host, port = u.hostname or "127.0.0.1", u.port or 80
@@ -407,7 +407,7 @@ def run_load(url: str, clients: int, duration: float = 10.0, warmup: float = 2.0
     # Spread slow clients evenly over the index range (and so over processes).
     slow_idx = set(np.linspace(0, clients - 1, n_slow).round().astype(int).tolist()) if n_slow else set()
     procs = max(1, min(procs, clients))
-    t0 = time.time() + 0.3 + 0.05 * procs
+    t0 = start_at if start_at else time.time() + 0.3 + 0.05 * procs
     per = [list(range(p, clients, procs)) for p in range(procs)]
     cap = lambda n: max(1024, int(n * max_fps * duration))  # noqa: E731
     shards = []
@@ -450,7 +450,7 @@ def run_load(url: str, clients: int, duration: float = 10.0, warmup: float = 2.0
     errors: Counter = Counter()
     for s in shards:
         errors.update(s["errors"])
-    merged.update(clients=clients, duration=duration, warmup=warmup, procs=procs,
+    merged.update(t0=t0, clients=clients, duration=duration, warmup=warmup, procs=procs,
                   slow_pause=slow_pause, errors=dict(errors),
                   lat_stride=max(s["lat_stride"] for s in shards),
                   loadgen_cpu_s=sum(s["cpu_s"] for s in shards),
@@ -498,6 +498,7 @@ def _group(raw: dict, mask: np.ndarray) -> dict:
 def summarize(raw: dict) -> dict:
     """Figures for normal and slow clients apart (headline = normal)."""
     return {
+        "t0": raw["t0"],
         "clients": raw["clients"],
         "slow_clients": int(raw["slow"].sum()),
         "duration_s": raw["duration"],
@@ -544,11 +545,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ramp", type=float, default=0.0, help="spread connects over this many s")
     p.add_argument("--copy", action="store_true", help="copy bodies to user space (no MSG_TRUNC)")
     p.add_argument("--allow-remote", action="store_true")
+    p.add_argument("--start-at", type=float, help="Unix time to start connecting (default: now)")
     p.add_argument("--json", metavar="FILE", help="write the summary as JSON ('-' for stdout)")
     p.add_argument("--raw", metavar="FILE.npz", help="also save per-client arrays and samples")
     a = p.parse_args(argv)
     raw = run_load(a.url, a.clients, a.duration, a.warmup, a.slow_fraction, a.slow_pause,
-                   a.procs, a.copy, a.ramp, a.allow_remote)
+                   a.procs, a.copy, a.ramp, a.allow_remote, start_at=a.start_at)
     s = summarize(raw)
     if a.raw:
         np.savez_compressed(a.raw, **{k: v for k, v in raw.items() if isinstance(v, np.ndarray)})

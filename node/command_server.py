@@ -12,7 +12,7 @@ import threading
 
 import zmq
 
-from node.dispatcher import Dispatcher, error
+from node.dispatcher import MAX_PAYLOAD, Dispatcher, error
 from node.wire import encode_json
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ class CommandServer:
                 log.warning("could not answer a command: %s", exc)
 
     def _answer(self, body: bytes) -> dict:
+        if len(body) > MAX_PAYLOAD + 4096:
+            return error(None, "", "validation_failed", "command message too large")
         try:
             req = json.loads(body)
             command = req["command"]

@@ -32,7 +32,13 @@ DEFAULTS: dict[str, Any] = {
     "web": {"host": "0.0.0.0", "port": 8080, "workers": 1, "max_clients": 2000},
     "colours": {},
     "rois": {},
+    "rois_version": 0,
     "logging": {"level": "INFO"},
+    "mqtt": {"enabled": True, "host": "auto", "port": 1883, "username": None,
+             "protocol": "5", "keepalive": 30, "base_topic": "camnode", "tls": {},
+             "discovery": {}, "stats_interval_s": 30, "public_url": None},
+    "events": {"update_interval_s": 1.0, "end_after_s": 1.5, "occupancy_off_delay_s": 3.0,
+               "min_score": 0.0, "snapshot_height": 360, "snapshot_max_bytes": 250000},
 }
 
 
@@ -82,6 +88,41 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    enabled: bool = False
+    ca_certs: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool
+    host: str  # "auto": a private Mosquitto when available
+    port: int
+    username: str | None
+    protocol: str
+    keepalive: int
+    base_topic: str
+    tls: TlsConfig
+    discovery: bool
+    discovery_prefix: str
+    stats_interval_s: float
+    public_url: str | None
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    update_interval_s: float
+    end_after_s: float
+    occupancy_off_delay_s: float
+    min_score: float
+    snapshot_height: int
+    snapshot_max_bytes: int
+
+
+@dataclass(frozen=True)
 class Config:
     """Validated configuration; `raw` is the document as it is stored on disk."""
 
@@ -93,6 +134,9 @@ class Config:
     web: WebConfig
     colours: dict[str, tuple[int, int, int]]
     rois: dict[str, dict]
+    rois_version: int
+    mqtt: MqttConfig
+    events: EventsConfig
     log_level: str
     raw: dict = field(repr=False, compare=False)
     base_dir: Path = field(default=Path("."), compare=False)
@@ -137,7 +181,7 @@ def roi_issues(roi: dict, colours: dict, path: str) -> list[ValidationIssue]:
     except (KeyError, TypeError):
         pass
     colour = roi.get("colour")
-    if colour is not None and colour not in colours and colour not in DEFAULT_COLOURS:
+    if isinstance(colour, str) and colour not in colours and colour not in DEFAULT_COLOURS:
         issues.append(ValidationIssue(f"{path}.colour", f"unknown colour {colour!r}"))
     return issues
 
@@ -150,7 +194,7 @@ def parse_config(doc: Any, source: str = "config", base_dir: Path = Path(".")) -
     if issues:
         raise ConfigError(source, issues)
     m = _merged(doc)
-    cam, pipe = m["camera"], m["pipeline"]
+    cam, pipe, mq = m["camera"], m["pipeline"], m["mqtt"]
     return Config(
         node_id=m["node_id"],
         name=m["name"],
@@ -163,6 +207,14 @@ def parse_config(doc: Any, source: str = "config", base_dir: Path = Path(".")) -
                       m["web"]["max_clients"]),
         colours={k: tuple(v) for k, v in m["colours"].items()},
         rois=copy.deepcopy(m["rois"]),
+        rois_version=m["rois_version"],
+        mqtt=MqttConfig(
+            enabled=mq["enabled"], host=mq["host"], port=mq["port"], username=mq["username"],
+            protocol=mq["protocol"], keepalive=mq["keepalive"], base_topic=mq["base_topic"],
+            tls=TlsConfig(**mq["tls"]), discovery=mq["discovery"].get("enabled", True),
+            discovery_prefix=mq["discovery"].get("prefix", "homeassistant"),
+            stats_interval_s=float(mq["stats_interval_s"]), public_url=mq["public_url"]),
+        events=EventsConfig(**m["events"]),
         log_level=m["logging"]["level"],
         raw=copy.deepcopy(doc),
         base_dir=base_dir,
@@ -211,8 +263,9 @@ def atomic_write_json(path: Path, doc: dict, keep_backup: bool = True) -> None:
                 os.replace(bak_tmp, bak)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for leftover in (tmp, path.with_name(f".{path.name}.bak.tmp")):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

@@ -70,7 +70,8 @@ class Dispatcher:
 
     def handle_raw(self, command: str, raw: bytes | str) -> dict:
         """Parse a JSON request body, then `handle` it (empty body = `{}`)."""
-        if len(raw) > MAX_PAYLOAD:
+        size = len(raw.encode("utf-8", "surrogatepass")) if isinstance(raw, str) else len(raw)
+        if size > MAX_PAYLOAD:
             return self._count(error(None, command, "validation_failed",
                                      f"payload larger than {MAX_PAYLOAD} bytes",
                                      [ValidationIssue("$", "payload too large")]))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from node.schemas import ValidationIssue, issues_for
+from node.schemas import StrictValidator, ValidationIssue, issues_for
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ class Registry:
         return sorted(names)
 
     def path_of(self, name: str) -> Path:
-        if not isinstance(name, str) or not NAME_RE.match(name) or name in NOT_MODULES:
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name in NOT_MODULES \
+                or name.startswith("_"):
             raise UnknownModule(name)
         for d in self.dirs:
             p = d / f"{name}.py"
@@ -103,12 +104,10 @@ class Registry:
 
 def params_issues(module: ModuleType, params: Any) -> list[ValidationIssue]:
     """Validate params against the module's PARAMS_SCHEMA (no schema: must be empty)."""
-    from jsonschema import Draft202012Validator
-
     schema = getattr(module, "PARAMS_SCHEMA", None)
     if schema is None:
         schema = {"type": "object", "maxProperties": 0}
-    return issues_for(Draft202012Validator(schema), params)
+    return issues_for(StrictValidator(schema), params)
 
 
 class Processor:
@@ -160,7 +159,13 @@ class Processor:
         detections: list = []
         if isinstance(out, tuple) and len(out) == 2:
             out, detections = out
-            detections = list(detections or [])
+            if detections is None:
+                detections = []
+            elif isinstance(detections, (list, tuple)):
+                detections = list(detections)
+            else:
+                return self._failed(frame, "detections must be a list, got "
+                                    + type(detections).__name__)
         if out is None or out is True:
             return Result(work, detections)
         if out is False:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -38,6 +39,23 @@ def json_path(parts) -> str:
     return out
 
 
+def _pattern(validator, pattern, instance, schema):
+    """ECMA-262 `pattern`: `$` ends the string (Python's `$` also matches before a final
+    newline, which would let "camnode\n" pass as a node id)."""
+    if not isinstance(instance, str):
+        return
+    if not re.search(_ecma(pattern), instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@functools.lru_cache(maxsize=256)
+def _ecma(pattern: str) -> re.Pattern:
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
+
+
+StrictValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
 @functools.lru_cache(maxsize=None)
 def _registry() -> Registry:
     """Every schema file by its `$id`, so `$ref`s between files resolve offline."""
@@ -53,7 +71,7 @@ def validator(name: str) -> Draft202012Validator:
     """The compiled validator for `schemas/<name>.schema.json` ("commands/module.set")."""
     schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, registry=_registry())
+    return StrictValidator(schema, registry=_registry())
 
 
 def has_schema(name: str) -> bool:

@@ -85,9 +85,6 @@ def test_roi_colour_from_config_table_or_builtin_table_is_accepted():
     assert cfg.rois["A"]["colour"] == "teal"
 
 
-@pytest.mark.xfail(reason="BUG: ROI semantic checks (corner order, colour name) only run when "
-                          "the schema finds no error, so a file with both kinds of mistakes "
-                          "reports only the schema errors", strict=True)
 def test_config_with_schema_and_roi_mistakes_lists_every_error():
     doc = shipped_doc()
     doc["camera"]["fps"] = "fast"
@@ -101,6 +98,23 @@ def test_config_with_schema_and_roi_mistakes_lists_every_error():
                                 "$.rois.Door.right", "$.rois.Door.colour"}
 
 
+def test_roi_colour_given_as_a_list_is_a_config_error_not_a_crash():
+    doc = {"node_id": "n1", "camera": {"source": "synthetic"},
+           "rois": {"Door": {"left": 0, "top": 0, "right": 10, "bottom": 10,
+                             "colour": [0, 255, 0]}}}
+    with pytest.raises(ConfigError) as exc:
+        parse_config(doc)
+    assert "$.rois.Door.colour" in paths(exc.value)
+
+
+def test_schema_type_errors_in_rois_do_not_crash_the_semantic_checks():
+    doc = {"node_id": "n1", "camera": {"source": "synthetic"}, "colours": [],
+           "rois": {"A": {"left": "x", "top": 0, "right": 10, "bottom": 10}, "B": 5}}
+    with pytest.raises(ConfigError) as exc:
+        parse_config(doc)
+    assert {"$.colours", "$.rois.A.left", "$.rois.B"} <= paths(exc.value)
+
+
 @pytest.mark.parametrize("node_id", ["", "has space", "a/b", "x" * 65, "caf\u00e9", 42])
 def test_bad_node_id_is_refused(node_id):
     with pytest.raises(ConfigError) as exc:
@@ -108,9 +122,6 @@ def test_bad_node_id_is_refused(node_id):
     assert paths(exc.value) == {"$.node_id"}
 
 
-@pytest.mark.xfail(reason="BUG: schema patterns end in '$', which Python's re.search also "
-                          "matches before a trailing newline, so node_id 'camnode\\n' is valid",
-                   strict=True)
 def test_node_id_with_trailing_newline_is_refused():
     with pytest.raises(ConfigError) as exc:
         parse_config({"node_id": "camnode\n", "camera": {"source": "synthetic"}})
@@ -263,7 +274,7 @@ def test_failed_write_leaves_original_file_and_config_intact(stored, monkeypatch
         store.update(lambda d: d.__setitem__("name", "never"))
     assert path.read_bytes() == before_bytes
     assert store.config is before_cfg
-    # the data temp file is removed (the backup link is covered by the xfail test below)
+    # the data temp file is removed (the backup link: see the next-but-one test)
     leftovers = set(os.listdir(path.parent)) - {"config.json", ".config.json.bak.tmp"}
     assert leftovers == set()
 
@@ -278,9 +289,6 @@ def test_failed_final_rename_leaves_original_file_and_no_temp_file(stored, monke
     assert sorted(os.listdir(path.parent)) == ["config.json", "config.json.bak"]
 
 
-@pytest.mark.xfail(reason="BUG: when os.replace of the backup link fails, atomic_write_json "
-                          "removes only the data temp file; the hard link "
-                          "'.config.json.bak.tmp' is left in the folder", strict=True)
 def test_failed_write_leaves_no_temp_file_behind(stored, monkeypatch):
     store, path = stored
     _failing_replace(monkeypatch)

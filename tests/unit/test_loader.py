@@ -225,9 +225,6 @@ def test_wrong_return_type_is_an_error_with_the_original_frame(load, name, type_
     assert proc.errors == 1
 
 
-@pytest.mark.xfail(reason="BUG: Processor.process evaluates `detections or []` outside its try: "
-                          "a numpy array of detections raises ValueError out of process(), "
-                          "which is documented to never raise", strict=True)
 def test_detections_as_numpy_array_do_not_make_process_raise(extra, registry):
     module(extra, "arraydet", "import numpy as np\n"
                               "def process_image(src):\n    return src, np.array([[1, 2, 3, 4]])\n")
@@ -235,9 +232,6 @@ def test_detections_as_numpy_array_do_not_make_process_raise(extra, registry):
     assert result.frame is not None
 
 
-@pytest.mark.xfail(reason="BUG: a non-iterable detections value, e.g. (frame, 3), makes "
-                          "Processor.process raise TypeError instead of reporting an error",
-                   strict=True)
 def test_non_iterable_detections_are_a_reported_error_not_an_exception(extra, registry):
     module(extra, "intdet", "def process_image(src):\n    return src, 3\n")
     proc = registry.load("intdet")
