@@ -77,6 +77,36 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode("utf-8", "replace").split("\0")
+    except OSError:
+        return []
+
+
+def _is_web_worker(pid: int) -> bool:
+    cmd = _cmdline(pid)
+    return "web" in cmd and any(a.endswith("node.cli") or a.endswith("camnode") for a in cmd)
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def schema_keys() -> set[str]:
+    try:
+        schema = json.loads((ROOT / "schemas" / "config.schema.json").read_text())
+        return set(schema.get("properties", {}))
+    except (OSError, ValueError):
+        return set()
+
+
 def descendants(root: int) -> list[int]:
     """root and every process below it (scan of /proc, ppid links)."""
     children: dict[int, list[int]] = {}
@@ -93,6 +123,20 @@ def descendants(root: int) -> list[int]:
     return out
 
 
+def host_cpu() -> list[int]:
+    """Aggregate /proc/stat cpu line: user nice system idle iowait irq softirq steal ..."""
+    with open("/proc/stat") as f:
+        return [int(v) for v in f.readline().split()[1:]]
+
+
+def host_delta(a: list[int], b: list[int], seconds: float) -> dict[str, float]:
+    """Machine-wide CPU over the window, in % of one core (all processes + softirq)."""
+    d = [y - x for x, y in zip(a, b)]
+    busy = sum(d) - d[3] - d[4]
+    pct = lambda t: round(100.0 * t / CLK_TCK / seconds, 1)  # noqa: E731
+    return {"busy_pct": pct(busy), "softirq_pct": pct(d[6]), "idle_pct": pct(d[3] + d[4])}
+
+
 class Group:
     """A set of server processes measured together; parts are labelled ('node', 'web'...)."""
 
@@ -104,9 +148,14 @@ class Group:
         for label, (pid, which) in self.parts.items():
             if which == "self":
                 out[label] = [pid]
-            else:
-                tree = descendants(pid)
-                out[label] = tree if which == "tree" else [p for p in tree if p != pid]
+                continue
+            tree = descendants(pid)
+            if which == "tree":
+                out[label] = tree
+            else:  # "web": camnode web workers below pid; "other": any other descendant
+                web = [p for p in tree if p != pid and _is_web_worker(p)]
+                out[label] = web if which == "web" else \
+                    [p for p in tree if p != pid and p not in web]
         return out
 
     def cpu_ticks(self) -> dict[str, dict[int, int]]:
@@ -160,6 +209,10 @@ class Procs:
         return p
 
     def stop(self, p: subprocess.Popen, timeout: float = 6.0) -> None:
+        # Children that left the process group (e.g. a broker in its own session) are
+        # remembered now and killed below if stopping the leader did not take them down.
+        below = [(q, _start_time(q)) for q in descendants(p.pid) if q != p.pid] \
+            if p.poll() is None else []
         if p.poll() is None:
             try:
                 os.killpg(p.pid, signal.SIGTERM)
@@ -177,6 +230,12 @@ class Procs:
             p.wait(2)
         except subprocess.TimeoutExpired:
             pass
+        for q, started in below:
+            if started is not None and _start_time(q) == started:
+                try:
+                    os.kill(q, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         if p in self.procs:
             self.procs.remove(p)
 
@@ -246,7 +305,13 @@ class Camnode:
             "zmq": {"publish": "tcp://127.0.0.1:*", "command": "tcp://127.0.0.1:*"},
             "web": {"host": "127.0.0.1", "port": 0, "workers": workers},
             "logging": {"level": "INFO"},
+            # No MQTT: the node would otherwise find or start a broker (a child process
+            # in its own session) and publish to it; not part of what is measured here.
+            "mqtt": {"enabled": False},
         }
+        known = schema_keys()
+        if known:
+            cfg = {k: v for k, v in cfg.items() if k in known}
         path = tmp / f"camnode-{width}x{height}-w{workers}.json"
         path.write_text(json.dumps(cfg, indent=1))
         self.procs = procs
@@ -277,10 +342,11 @@ class Camnode:
         self.frame_kb = round(len(jpeg) / 1024, 1) if jpeg else None
 
     def group(self) -> Group:
-        return Group({"node": (self.proc.pid, "self"), "web": (self.proc.pid, "children")})
+        return Group({"node": (self.proc.pid, "self"), "web": (self.proc.pid, "web"),
+                      "other": (self.proc.pid, "other")})
 
     def web_pids(self) -> list[int]:
-        return [p for p in descendants(self.proc.pid) if p != self.proc.pid]
+        return Group({"web": (self.proc.pid, "web")}).pids()["web"]
 
     def stop(self) -> None:
         self.procs.stop(self.proc)
@@ -343,7 +409,7 @@ def run_load(procs: Procs, server, group: Group, state_base: str, clients: int, 
     out = err = b""
     try:
         time.sleep(max(0.0, t_win0 - time.time()))
-        cpu0, c0 = group.cpu_ticks(), time.monotonic()
+        cpu0, c0, h0 = group.cpu_ticks(), time.monotonic(), host_cpu()
 
         def grab_state():
             state_box["state"] = get_state(state_base, 3.0)
@@ -351,7 +417,7 @@ def run_load(procs: Procs, server, group: Group, state_base: str, clients: int, 
         mid.daemon = True
         mid.start()
         time.sleep(max(0.0, t_end - time.time()))
-        cpu1, c1 = group.cpu_ticks(), time.monotonic()
+        cpu1, c1, h1 = group.cpu_ticks(), time.monotonic(), host_cpu()
         try:
             out, err = lg.communicate(timeout=45)
         except subprocess.TimeoutExpired:
@@ -375,6 +441,12 @@ def run_load(procs: Procs, server, group: Group, state_base: str, clients: int, 
         pcts = cpu_per_process(cpu0, cpu1, c1 - c0, "web")
         record["web_worker_cpu_pct"] = pcts
     record["server_peak_rss_mb"] = round(peak_kb / 1024, 1)
+    host = host_delta(h0, h1, c1 - c0)
+    # What neither the server nor the load generator used: softirq (loopback TCP receive
+    # work not charged to a process) and anything else running on the machine.
+    host["unaccounted_pct"] = round(host["busy_pct"] - record["server_cpu_pct"]
+                                    - record.get("loadgen_cpu_pct", 0), 1)
+    record["host_cpu"] = host
     state = state_box.get("state") or {}
     record["node_state"] = {k: state.get(k) for k in
                             ("fps", "viewers", "viewer_fps_min", "viewer_fps_median", "frames",
@@ -395,7 +467,7 @@ def cpu_per_process(a: dict, b: dict, seconds: float, label: str) -> list[float]
 # --------------------------------------------------------------------------- output
 HEAD = (f"{'server':13s} {'clients':>7s} {'slow':>4s} | {'fps med':>7s} {'fps min':>7s} "
         f"{'p50 ms':>7s} {'p95 ms':>7s} {'1st ms':>7s} | {'slow fps':>8s} {'slow p95':>8s} | "
-        f"{'CPU %':>5s} {'node/web %':>11s} {'RSS MB':>6s} | {'lg CPU':>6s}")
+        f"{'CPU %':>5s} {'node/web %':>11s} {'RSS MB':>6s} | {'lg CPU':>6s} {'host':>5s}")
 
 
 def fmt_row(r: dict) -> str:
@@ -408,13 +480,15 @@ def fmt_row(r: dict) -> str:
     n, s = r["normal"], r["slow"]
     parts = r.get("server_cpu_parts", {})
     nw = f"{parts.get('node', 0):.0f}/{parts.get('web', 0):.0f}"
+    if parts.get("other"):
+        nw += f"+{parts['other']:.0f}"
     return (f"{r['server']:13s} {r['clients']:7d} {r['slow_clients']:4d} | "
             f"{num(n.get('fps_median'), 7)} {num(n.get('fps_min'), 7)} "
             f"{num(n.get('lat_p50_ms'), 7)} {num(n.get('lat_p95_ms'), 7)} "
             f"{num(n.get('ttff_median_ms'), 7, 0)} | "
             f"{num(s.get('fps_median'), 8)} {num(s.get('lat_p95_ms'), 8, 0)} | "
             f"{num(r.get('server_cpu_pct'), 5, 0)} {nw:>11s} {num(r.get('server_peak_rss_mb'), 6, 0)} | "
-            f"{num(r.get('loadgen_cpu_pct'), 6, 0)}")
+            f"{num(r.get('loadgen_cpu_pct'), 6, 0)} {num(r.get('host_cpu', {}).get('busy_pct'), 5, 0)}")
 
 
 def notes_for(r: dict) -> list[str]:
@@ -640,7 +714,8 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     print("Columns: fps med/min, latency p50/p95 and median time to first frame are for normal "
           "clients;\n  CPU % is of one core (node process + web tier), RSS is peak over the run, "
-          "lg CPU is the load generator.\n", flush=True)
+          "lg CPU is the load generator,\n  host is the whole machine (of 200 %: server, load "
+          "generator, softirq and anything else running).\n", flush=True)
 
     def over_budget(n_runs: int = 1) -> bool:
         return time.monotonic() - t_start + n_runs * per_run > args.budget

@@ -1,8 +1,9 @@
-"""The node: wires capture, pipeline, publisher, dispatcher and command server together.
+"""The node: wires capture, pipeline, events, publisher, dispatcher and transports.
 
 Constructed by the CLI in the main thread; `start()` brings components up in
 dependency order and `stop()` takes them down in reverse. A state thread publishes the
-node's state on every change and once a second, so web workers never poll.
+node's state on every change and once a second (ZeroMQ for web workers, MQTT when
+significant), and `stats` every `mqtt.stats_interval_s`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import threading
 import time
 
 from node import __version__
+from node.broker import PrivateBroker
 from node.command_server import CommandServer
 from node.config import ConfigStore
 from node.dispatcher import Dispatcher
-from node.loader import ModuleLoadError, Processor, Registry, UnknownModule, InvalidParams
+from node.events import EventEngine, make_snapshot
+from node.loader import InvalidParams, ModuleLoadError, Processor, Registry, UnknownModule
+from node.mqtt_bridge import MqttBridge
 from node.pipeline import Pipeline
 from node.publisher import Publisher
 
@@ -24,18 +28,47 @@ log = logging.getLogger(__name__)
 STATE_PERIOD = 1.0
 
 
+class PubEventSink:
+    """Detections and occupancy to web workers, over the PUB socket (events thread)."""
+
+    def __init__(self, publisher: Publisher):
+        self.publisher = publisher
+
+    def event(self, event: dict) -> None:
+        self.publisher.event({"kind": "event", **event})
+
+    def occupancy(self, roi: str, occupied: bool, count: int) -> None:
+        self.publisher.event({"kind": "occupancy", "roi": roi, "occupied": occupied,
+                              "count": count})
+
+    def motion(self, on: bool) -> None:
+        self.publisher.event({"kind": "motion", "on": on})
+
+    def snapshot(self, jpeg: bytes, ts: float) -> None:
+        pass  # web workers have every frame already
+
+
 class Node:
     """Owns all state of one camera node."""
 
-    def __init__(self, store: ConfigStore):
+    def __init__(self, store: ConfigStore, mqtt_broker: tuple[str, int] | None = None,
+                 private_broker: PrivateBroker | None = None, web_url: str | None = None):
         cfg = store.config
         self.store = store
+        self.web_url = web_url
         self.registry = Registry(cfg.processor_dirs())
         self.publisher = Publisher(cfg.zmq.publish)
+        self.events = EventEngine(cfg.events, cfg.node_id, [PubEventSink(self.publisher)])
         self.pipeline = Pipeline(cfg.camera, self.publisher, cfg.pipeline.stamp,
-                                 on_change=self.notify)
+                                 on_change=self.notify, on_frame=self.events.submit)
         self.dispatcher = Dispatcher(self)
         self.commands = CommandServer(cfg.zmq.command, self.dispatcher)
+        self.mqtt: MqttBridge | None = None
+        if mqtt_broker is not None:
+            self.mqtt = MqttBridge(cfg.mqtt, mqtt_broker[0], mqtt_broker[1], self,
+                                   self.dispatcher)
+            self.events.sinks.append(self.mqtt)
+        self._private_broker = private_broker
         self._changed = threading.Event()
         self._stop = threading.Event()
         self._state_thread: threading.Thread | None = None
@@ -47,9 +80,13 @@ class Node:
         cfg = self.store.config
         self.publisher.start()
         self.pipeline.set_rois(cfg.rois, cfg.colours)
+        self.events.set_rois(cfg.rois)
+        self.events.start()
         self._load_initial_module()
         self.pipeline.start_thread()
         self.commands.start()
+        if self.mqtt:
+            self.mqtt.start()
         self._stop.clear()
         self._state_thread = threading.Thread(target=self._state_loop, name="state", daemon=True)
         self._state_thread.start()
@@ -62,10 +99,15 @@ class Node:
         if self._state_thread:
             self._state_thread.join(5)
             self._state_thread = None
+        if self.mqtt:
+            self.mqtt.stop()
         self.commands.stop()
         self.pipeline.stop_thread()
+        self.events.stop()
         self.publish_state()
         self.publisher.stop()
+        if self._private_broker:
+            self._private_broker.stop()
         log.info("node stopped")
 
     def _load_initial_module(self) -> None:
@@ -81,6 +123,38 @@ class Node:
             self.last_error = msg
             self.pipeline.set_processor(Processor(cfg.module, None), error=msg)
 
+    # -- called by the dispatcher (under its lock) -----------------------------------------
+    def apply_rois(self, previous: set[str]) -> None:
+        """ROIs changed in the store: hand them to the pipeline and events, announce them."""
+        cfg = self.store.config
+        self.pipeline.set_rois(cfg.rois, cfg.colours)
+        self.events.set_rois(cfg.rois)
+        log.info("ROIs now %s (version %d)", ", ".join(sorted(cfg.rois)) or "none",
+                 cfg.rois_version)
+        if self.mqtt:
+            self.mqtt.publish_rois()
+            for gone in previous - set(cfg.rois):
+                self.mqtt.clear_roi(gone)
+            self.mqtt.publish_discovery()
+        self.publisher.event({"kind": "rois", "version": cfg.rois_version, "rois": cfg.rois})
+        self.notify()
+
+    def snapshot(self) -> dict | None:
+        """Publish the newest frame on the MQTT `snapshot` topic; None before any frame."""
+        last = self.pipeline.last_jpeg
+        if last is None:
+            return None
+        jpeg, ts, kind = last
+        ev = self.store.config.events
+        snap = make_snapshot(jpeg, ev.snapshot_height, ev.snapshot_max_bytes)
+        if snap is None:
+            return None
+        if self.mqtt:
+            self.mqtt.snapshot(snap, ts)
+        return {"bytes": len(snap), "ts": ts, "kind": kind,
+                "topic": self.mqtt.topics.snapshot if self.mqtt else None}
+
+    # -- state ---------------------------------------------------------------------------
     def notify(self) -> None:
         """Something changed: publish state now (any thread)."""
         self._changed.set()
@@ -103,6 +177,16 @@ class Node:
                 "viewer_fps_min": min(mins) if mins else None,
                 "viewer_fps_median": round(sum(meds) / len(meds), 2) if meds else None}
 
+    def info(self) -> dict:
+        cfg = self.store.config
+        base = (cfg.mqtt.public_url or self.web_url or "").rstrip("/")
+        return {"node_id": cfg.node_id, "name": cfg.name, "version": __version__,
+                "web_url": base + "/" if base else None,
+                "stream_url": base + "/stream.mjpg" if base else None,
+                "snapshot_url": base + "/snapshot.jpg" if base else None,
+                "commands": self.dispatcher.commands,
+                "started": round(self._started_at, 3)}
+
     def state(self) -> dict:
         cfg = self.store.config
         s = self.pipeline.status()
@@ -115,14 +199,21 @@ class Node:
             "uptime_s": round(time.time() - self._started_at, 1),
             "last_error": s.get("module_error") or s.get("module_last_error") or self.last_error,
             "commands": dict(self.dispatcher.counts),
+            "mqtt": self.mqtt.status() if self.mqtt else {"enabled": False, "connected": False},
+            "detections": self.events.state(),
+            "rois_version": cfg.rois_version,
             "time": time.time(),
         })
         return s
 
     def publish_state(self) -> None:
-        self.publisher.state(self.state())
+        state = self.state()
+        self.publisher.state(state)
+        if self.mqtt:
+            self.mqtt.publish_state(state)
 
     def _state_loop(self) -> None:
+        last_stats = time.monotonic()
         while not self._stop.is_set():
             self._changed.wait(STATE_PERIOD)
             self._changed.clear()
@@ -130,5 +221,17 @@ class Node:
                 break
             try:
                 self.publish_state()
+                if self.mqtt:
+                    self.mqtt.publish_discovery()  # only sends when modules or ROIs changed
+                    if time.monotonic() - last_stats >= self.store.config.mqtt.stats_interval_s:
+                        last_stats = time.monotonic()
+                        self.mqtt.publish_stats(self.stats())
             except Exception:
                 log.exception("publishing state failed")
+
+    def stats(self) -> dict:
+        s = self.pipeline.status()
+        return {"fps": s["fps"], "frames": s["frames"], "processing_ms": s["processing_ms"],
+                "encode_ms": s["encode_ms"], "viewers": self.viewer_summary()["viewers"],
+                "events": self.events.events_sent, "events_dropped": self.events.dropped,
+                "commands": dict(self.dispatcher.counts), "time": time.time()}

@@ -50,6 +50,11 @@ def _overrides(args: argparse.Namespace):
             web = dataclasses.replace(web, host=args.host)
         if getattr(args, "workers", None):
             web = dataclasses.replace(web, workers=args.workers)
+        if getattr(args, "mqtt", None):
+            host, _, port = args.mqtt.rpartition(":")
+            mq = dataclasses.replace(cfg.mqtt, enabled=True, host=host or args.mqtt,
+                                     port=int(port) if host else cfg.mqtt.port)
+            cfg = dataclasses.replace(cfg, mqtt=mq)
         zmq_cfg = cfg.zmq
         if getattr(args, "publish", None):
             zmq_cfg = dataclasses.replace(zmq_cfg, publish=args.publish)
@@ -138,26 +143,45 @@ class Workers:
         self.procs.clear()
 
 
+def _start_node(store: ConfigStore, web_url: str | None = None):
+    """Find the MQTT broker (maybe start a private one), then start the node."""
+    from node.app import Node
+    from node.broker import resolve_broker
+
+    cfg = store.config
+    broker = private = None
+    if cfg.mqtt.enabled:
+        found = resolve_broker(cfg.mqtt.host, cfg.mqtt.port)
+        if found:
+            broker, private = (found[0], found[1]), found[2]
+    node = Node(store, broker, private, web_url)
+    try:
+        node.start()
+    except Exception:
+        if private:
+            private.stop()
+        raise
+    return node
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from tornado import netutil
-
-    from node.app import Node
 
     store = _load(args)
     cfg = store.config
     stop = threading.Event()
     _wait_for_signal(stop)
-    node = Node(store)
-    node.start()
     sockets = netutil.bind_sockets(cfg.web.port, cfg.web.host, backlog=1024)
     sock = sockets[0]
     for extra in sockets[1:]:
         extra.close()
     port = sock.getsockname()[1]
+    urls = _urls(cfg.web.host, port)
+    node = _start_node(store, urls[-1])
     workers = Workers(sock, _local(node.publisher.endpoint), _local(node.commands.endpoint),
                       cfg.web.workers, cfg.web.max_clients, cfg.log_level)
     workers.start()
-    log.info("camnode %s is running: open %s", __version__, "  or  ".join(_urls(cfg.web.host, port)))
+    log.info("camnode %s is running: open %s", __version__, "  or  ".join(urls))
     try:
         while not stop.wait(1.0):
             workers.check()
@@ -170,13 +194,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
-    from node.app import Node
-
     store = _load(args)
     stop = threading.Event()
     _wait_for_signal(stop)
-    node = Node(store)
-    node.start()
+    node = _start_node(store)
     log.info("node %s running: frames on %s, commands on %s", store.config.node_id,
              node.publisher.endpoint, node.commands.endpoint)
     try:
@@ -226,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--node-id", help="node id, overrides node_id")
         sp.add_argument("--publish", help="ZeroMQ PUB bind address, overrides zmq.publish")
         sp.add_argument("--command-bind", help="ZeroMQ command bind address, overrides zmq.command")
+        sp.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT broker, overrides mqtt.host/port")
 
     run = sub.add_parser("run", help="node and web server on this machine")
     config_flags(run)

@@ -15,7 +15,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
-from node.config import ConfigError
+from node.config import ConfigError, roi_issues
 from node.loader import InvalidParams, ModuleLoadError, UnknownModule
 from node.schemas import ValidationIssue, has_schema, validate
 
@@ -48,6 +48,14 @@ def error(request_id: Any, command: str, code: str, message: str,
                       "details": [d.as_dict() for d in (details or [])]}}
 
 
+def request_id_of(payload: Any) -> Any:
+    """The sender's `id` to echo, when the payload has a usable one."""
+    rid = payload.get("id") if isinstance(payload, dict) else None
+    if isinstance(rid, bool) or not isinstance(rid, (str, int, type(None))):
+        return None
+    return rid if not isinstance(rid, str) or len(rid) <= 128 else None
+
+
 class Dispatcher:
     """Routes commands to handlers of the node. Called from transport threads."""
 
@@ -61,6 +69,12 @@ class Dispatcher:
             "module/set": self._module_set,
             "state/get": self._state_get,
             "viewers/report": self._viewers_report,
+            "roi/get": self._roi_get,
+            "roi/add": self._roi_add,
+            "roi/update": self._roi_update,
+            "roi/delete": self._roi_delete,
+            "roi/replace": self._roi_replace,
+            "snapshot": self._snapshot,
         }
         self.counts: dict[str, int] = {"ok": 0, "error": 0}
 
@@ -68,7 +82,7 @@ class Dispatcher:
     def commands(self) -> list[str]:
         return sorted(c for c in self._handlers if c not in INTERNAL)
 
-    def handle_raw(self, command: str, raw: bytes | str) -> dict:
+    def handle_raw(self, command: str, raw: bytes | str, allow_internal: bool = True) -> dict:
         """Parse a JSON request body, then `handle` it (empty body = `{}`)."""
         size = len(raw.encode("utf-8", "surrogatepass")) if isinstance(raw, str) else len(raw)
         if size > MAX_PAYLOAD:
@@ -89,15 +103,14 @@ class Dispatcher:
                 return self._count(error(None, command, "invalid_json",
                                          f"invalid JSON: {exc.msg} at line {exc.lineno} "
                                          f"column {exc.colno}"))
-        return self.handle(command, payload)
+        return self.handle(command, payload, allow_internal)
 
-    def handle(self, command: str, payload: Any) -> dict:
-        """Validate and run one command; never raises."""
-        request_id = payload.get("id") if isinstance(payload, dict) else None
-        if not isinstance(request_id, (str, int, type(None))) or isinstance(request_id, bool):
-            request_id = None
+    def handle(self, command: str, payload: Any, allow_internal: bool = True) -> dict:
+        """Validate and run one command; never raises. MQTT and REST pass
+        `allow_internal=False`: worker reports come over ZeroMQ only."""
+        request_id = request_id_of(payload)
         handler = self._handlers.get(command)
-        if handler is None:
+        if handler is None or (command in INTERNAL and not allow_internal):
             return self._count(error(request_id, command, "unknown_command",
                                      f"unknown command {command!r}",
                                      [ValidationIssue("$", f"known: {', '.join(self.commands)}")]))
@@ -142,6 +155,8 @@ class Dispatcher:
 
     def _state_get(self, payload: dict) -> dict:
         self.node.publish_state()
+        if self.node.mqtt:
+            self.node.mqtt.republish()
         return self.node.state()
 
     def _viewers_report(self, payload: dict) -> None:
@@ -174,3 +189,90 @@ class Dispatcher:
             raise CommandError("internal_error", f"cannot save configuration: {exc}")
         self.node.pipeline.set_processor(processor)
         return self.node.state()
+
+    # -- ROIs: every edit checks if_version, validates, persists atomically, then applies --
+    def _roi_get(self, payload: dict) -> dict:
+        cfg = self.node.store.config
+        return {"version": cfg.rois_version, "rois": cfg.rois}
+
+    def _edit_rois(self, payload: dict, edit: Callable[[dict], None]) -> dict:
+        cfg = self.node.store.config
+        want = payload.get("if_version")
+        if want is not None and want != cfg.rois_version:
+            raise CommandError("version_conflict",
+                               f"ROIs are at version {cfg.rois_version}, not {want}: "
+                               "reload them and edit again",
+                               [ValidationIssue("$.if_version",
+                                                f"current version is {cfg.rois_version}")])
+        rois = {k: dict(v) for k, v in cfg.rois.items()}
+        edit(rois)
+        colours = dict(cfg.colours)
+        issues = [i for name, roi in rois.items()
+                  for i in roi_issues(roi, colours, f"$.rois.{name}")]
+        if issues:
+            raise CommandError("validation_failed", "ROI refused", issues)
+
+        def change(doc: dict) -> None:
+            doc["rois"] = rois
+            doc["rois_version"] = cfg.rois_version + 1
+
+        try:
+            self.node.store.update(change)
+        except ConfigError as exc:
+            raise CommandError("validation_failed", "ROI refused", exc.issues)
+        self.node.apply_rois(previous=set(cfg.rois))
+        return self._roi_get({})
+
+    def _roi_add(self, payload: dict) -> dict:
+        name = payload["name"]
+
+        def edit(rois: dict) -> None:
+            if name in rois:
+                raise CommandError("exists", f"ROI {name!r} exists; use roi/update",
+                                   [ValidationIssue("$.name", "already exists")])
+            rois[name] = {k: payload[k] for k in ("left", "top", "right", "bottom")}
+            rois[name]["colour"] = payload.get("colour", "green")
+
+        return self._edit_rois(payload, edit)
+
+    def _roi_update(self, payload: dict) -> dict:
+        name = payload["name"]
+
+        def edit(rois: dict) -> None:
+            if name not in rois:
+                raise CommandError("not_found", f"no ROI named {name!r}",
+                                   [ValidationIssue("$.name", "not found")])
+            roi = rois.pop(name)
+            roi.update({k: payload[k] for k in ("left", "top", "right", "bottom", "colour")
+                        if k in payload})
+            new_name = payload.get("rename", name)
+            if new_name != name and new_name in rois:
+                rois[name] = roi
+                raise CommandError("exists", f"ROI {new_name!r} exists",
+                                   [ValidationIssue("$.rename", "already exists")])
+            rois[new_name] = roi
+
+        return self._edit_rois(payload, edit)
+
+    def _roi_delete(self, payload: dict) -> dict:
+        name = payload["name"]
+
+        def edit(rois: dict) -> None:
+            if rois.pop(name, None) is None:
+                raise CommandError("not_found", f"no ROI named {name!r}",
+                                   [ValidationIssue("$.name", "not found")])
+
+        return self._edit_rois(payload, edit)
+
+    def _roi_replace(self, payload: dict) -> dict:
+        def edit(rois: dict) -> None:
+            rois.clear()
+            rois.update({k: dict(v) for k, v in payload["rois"].items()})
+
+        return self._edit_rois(payload, edit)
+
+    def _snapshot(self, payload: dict) -> dict:
+        info = self.node.snapshot()
+        if info is None:
+            raise CommandError("not_found", "no frame yet")
+        return info

@@ -36,8 +36,10 @@ class Pipeline:
     """Owns the capture, the current module and the pipeline thread."""
 
     def __init__(self, camera: CameraConfig, publisher: Publisher, stamp_frames: bool = True,
-                 on_change: Callable[[], None] | None = None):
+                 on_change: Callable[[], None] | None = None,
+                 on_frame: Callable[[list, float, bytes, int, int], None] | None = None):
         self.camera = camera
+        self._on_frame = on_frame
         self.publisher = publisher
         self.stamp_frames = stamp_frames
         self._on_change = on_change or (lambda: None)
@@ -50,6 +52,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.running = False
+        self.last_jpeg: tuple[bytes, float, str] | None = None
         self.seq = 0
         self.published = 0
         self.module_dropped = 0
@@ -213,8 +216,10 @@ class Pipeline:
         self._times.append(time.time())
         if self.stamp_frames:
             stamp(out, processor.name, ts, self._fps(), result.error or self._module_error)
-        self._publish(out, ts, processor.name, wire.KIND_LIVE)
+        jpeg = self._publish(out, ts, processor.name, wire.KIND_LIVE)
         self._encode_ms.append((time.perf_counter() - t1) * 1000)
+        if jpeg is not None and self._on_frame is not None:
+            self._on_frame(result.detections, ts, jpeg, out.shape[1], out.shape[0])
 
     def _fps(self) -> float:
         t = list(self._times)
@@ -225,16 +230,19 @@ class Pipeline:
         img = placeholder(self.camera.width, self.camera.height, title, detail, ts)
         self._publish(img, ts, self._processor.name, kind)
 
-    def _publish(self, image: np.ndarray, ts: float, module: str, kind: str) -> None:
+    def _publish(self, image: np.ndarray, ts: float, module: str, kind: str) -> bytes | None:
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY,
                                                self.camera.jpeg_quality])
         if not ok:
             log.error("JPEG encoding failed for a %s frame", kind)
-            return
+            return None
         self.seq += 1
         h, w = image.shape[:2]
-        self.publisher.frame(wire.FrameHeader(self.seq, ts, w, h, module, kind), buf.tobytes())
+        jpeg = buf.tobytes()
+        self.publisher.frame(wire.FrameHeader(self.seq, ts, w, h, module, kind), jpeg)
         self.published += 1
+        self.last_jpeg = (jpeg, ts, kind)
+        return jpeg
 
 
 def _percentiles(values) -> dict:

@@ -130,6 +130,7 @@ BASE_CONFIG = {
     "colours": {"green": [0, 255, 0], "red": [0, 0, 255]},
     "rois": {"door": {"left": 10, "top": 10, "right": 40, "bottom": 90, "colour": "green"}},
     "logging": {"level": "INFO"},
+    "mqtt": {"enabled": False},
 }
 
 
@@ -247,3 +248,142 @@ class MjpegReader:
             self.sock.close()
         except OSError:
             pass
+
+
+# -- MQTT: a real Mosquitto on a free port, and a paho client that records everything ----------
+import shutil  # noqa: E402
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Broker:
+    """Mosquitto on 127.0.0.1:<free port>; stop() and start() again keep the port."""
+
+    def __init__(self, workdir: Path, extra_conf: str = ""):
+        self.port = free_port()
+        self.workdir = workdir
+        self.extra_conf = extra_conf
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Broker":
+        conf = self.workdir / f"mosquitto-{self.port}.conf"
+        conf.write_text(self.extra_conf or f"listener {self.port} 127.0.0.1\n"
+                        "allow_anonymous true\npersistence false\n")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        wait_for(lambda: _port_open(self.port), timeout=10, what="mosquitto listening")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    if not os.path.exists(MOSQUITTO):
+        pytest.fail("mosquitto is not installed: run `make test`, which installs it")
+    b = Broker(tmp_path).start()
+    yield b
+    b.stop()
+
+
+class Probe:
+    """A paho MQTT 5 client that records every message it sees; used as HA / Node-RED."""
+
+    def __init__(self, port: int, topics=("camnode/#", "homeassistant/#"), client_id="probe"):
+        self.messages: list[mqtt.MQTTMessage] = []
+        self._cond = threading.Condition()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in topics])
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        with self._cond:
+            self.messages.append(msg)
+            self._cond.notify_all()
+
+    def wait(self, topic: str, pred: Callable[[mqtt.MQTTMessage], bool] = lambda m: True,
+             timeout: float = 10.0, since: int = 0) -> mqtt.MQTTMessage:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for m in self.messages[since:]:
+                    if mqtt.topic_matches_sub(topic, m.topic) and pred(m):
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = sorted({m.topic for m in self.messages})
+                    raise AssertionError(f"no message on {topic} within {timeout} s; "
+                                         f"topics seen: {seen}")
+                self._cond.wait(left)
+
+    def mark(self) -> int:
+        with self._cond:
+            return len(self.messages)
+
+    def payloads(self, topic: str, since: int = 0) -> list[bytes]:
+        with self._cond:
+            return [m.payload for m in self.messages[since:]
+                    if mqtt.topic_matches_sub(topic, m.topic)]
+
+    def publish(self, topic: str, payload, retain: bool = False, properties=None) -> None:
+        if isinstance(payload, (dict, list)):
+            payload = json.dumps(payload)
+        self.client.publish(topic, payload, qos=1, retain=retain,
+                            properties=properties).wait_for_publish(5)
+
+    def request(self, base: str, command: str, payload, timeout: float = 10.0) -> dict:
+        """Publish request/<command> and return the reply with the same id."""
+        mark = self.mark()
+        rid = payload.get("id") if isinstance(payload, dict) else None
+        self.publish(f"{base}/request/{command}", payload)
+        msg = self.wait(f"{base}/response/{command}",
+                        lambda m: rid is None or json.loads(m.payload).get("id") == rid,
+                        timeout, since=mark)
+        return json.loads(msg.payload)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def probe_factory():
+    probes: list[Probe] = []
+
+    def make(port: int, **kw) -> Probe:
+        p = Probe(port, **kw)
+        probes.append(p)
+        return p
+
+    yield make
+    for p in probes:
+        p.close()

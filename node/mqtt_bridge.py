@@ -1,0 +1,327 @@
+"""MQTT transport: the node as a device that Home Assistant discovers and Node-RED drives.
+
+One paho-mqtt 2.x client per node (`camnode-<node_id>`), connected with
+`connect_async` + `loop_start`, so the node streams with the broker down and connects
+when it appears; paho reconnects by itself. paho's network thread only runs the
+callbacks, which hand work over: commands go to a queue served by the `mqtt-commands`
+thread, which calls the dispatcher and publishes exactly one reply per request.
+Publishing (`publish` is thread-safe in paho) happens from the node's threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import random
+import ssl
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from node.config import MqttConfig
+from node.discovery import discovery_payload
+from node.dispatcher import Dispatcher, error, request_id_of
+from node.topics import Topics
+
+if TYPE_CHECKING:
+    from node.app import Node
+
+log = logging.getLogger(__name__)
+
+# State fields whose change is worth a retained `state` message at once; others (fps,
+# counters) ride along with the periodic refresh and the `stats` topic.
+SIGNIFICANT = ("pipeline", "module", "modules", "module_error", "last_error", "viewers")
+
+
+def mqtt_password() -> str | None:
+    """From CAMNODE_MQTT_PASSWORD, or the file named by CAMNODE_MQTT_PASSWORD_FILE."""
+    if os.environ.get("CAMNODE_MQTT_PASSWORD"):
+        return os.environ["CAMNODE_MQTT_PASSWORD"]
+    path = os.environ.get("CAMNODE_MQTT_PASSWORD_FILE")
+    if path:
+        with open(path, encoding="utf-8") as f:
+            return f.read().rstrip("\r\n")
+    return None
+
+
+class MqttBridge:
+    """Owns the MQTT client and the command thread. start()/stop() are idempotent."""
+
+    def __init__(self, cfg: MqttConfig, host: str, port: int, node: "Node",
+                 dispatcher: Dispatcher):
+        self.cfg = cfg
+        self.host, self.port = host, port
+        self.node = node
+        self.dispatcher = dispatcher
+        node_cfg = node.store.config
+        self.topics = Topics.for_node(cfg.base_topic, node_cfg.node_id, cfg.discovery_prefix)
+        self.connected = False
+        self.last_error: str | None = None
+        self.connects = 0
+        self._client: mqtt.Client | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=100)
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._last_state: dict | None = None
+        self._last_state_at = 0.0
+        self._discovery_timer: threading.Timer | None = None
+        self._discovered: tuple | None = None
+        self._known_rois: set[str] = set()
+        self._lock = threading.Lock()
+        self._discovery_lock = threading.Lock()
+
+    # -- lifetime (node main thread) ---------------------------------------------------
+    def start(self) -> None:
+        if self._client is not None:
+            return
+        cfg = self.cfg
+        v5 = cfg.protocol == "5"
+        client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                             client_id=f"camnode-{self.node.store.config.node_id}",
+                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
+        client.will_set(self.topics.availability, "offline", qos=1, retain=True)
+        if cfg.username:
+            client.username_pw_set(cfg.username, mqtt_password())
+        if cfg.tls.enabled:
+            client.tls_set(ca_certs=cfg.tls.ca_certs, certfile=cfg.tls.certfile,
+                           keyfile=cfg.tls.keyfile, cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_insecure_set(cfg.tls.insecure)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._client = client
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name="mqtt-commands", daemon=True)
+        self._worker.start()
+        if v5:
+            client.connect_async(self.host, self.port, cfg.keepalive,
+                                 clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY)
+        else:
+            client.connect_async(self.host, self.port, cfg.keepalive)
+        client.loop_start()
+        log.info("MQTT: connecting to %s:%d as camnode-%s (base topic %s)", self.host,
+                 self.port, self.node.store.config.node_id, self.topics.base)
+
+    def stop(self) -> None:
+        client, self._client = self._client, None
+        self._stop.set()
+        if self._discovery_timer:
+            self._discovery_timer.cancel()
+        if client is None:
+            return
+        if self.connected:
+            info = client.publish(self.topics.availability, "offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(2.0)
+            except (RuntimeError, ValueError):
+                pass
+        client.disconnect()
+        client.loop_stop()
+        if self._worker:
+            self._worker.join(5)
+        self.connected = False
+        log.info("MQTT: disconnected")
+
+    def status(self) -> dict:
+        return {"enabled": True, "broker": f"{self.host}:{self.port}",
+                "connected": self.connected, "last_error": self.last_error}
+
+    # -- paho callbacks (paho's network thread: hand work over only) ---------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self.last_error = f"connection refused: {reason_code}"
+            log.error("MQTT: broker %s:%d refused the connection: %s", self.host, self.port,
+                      reason_code)
+            return
+        self.connects += 1
+        t = self.topics
+        # MQTT 5 "retain as published": a retained command is seen as retained even when
+        # it arrives live, so it can be refused (a broker must never replay old commands).
+        opts = SubscribeOptions(qos=1, retainAsPublished=True) if self.cfg.protocol == "5" else 1
+        client.subscribe([(t.request_filter, opts), (t.pipeline_set, opts), (t.module_set, opts),
+                          (t.ha_status, opts)])
+        self._queue_put(("connected", None))
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was = self.connected
+        self.connected = False
+        if was and not self._stop.is_set():
+            self.last_error = f"disconnected: {reason_code}"
+            log.warning("MQTT: lost the broker (%s); reconnecting", reason_code)
+            self.node.notify()
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        self._queue_put(("message", msg))
+
+    def _queue_put(self, item) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            log.warning("MQTT: command queue full, dropping a message")
+
+    # -- command thread --------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                kind, msg = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                if kind == "connected":
+                    self._announce()
+                else:
+                    self._handle(msg)
+            except Exception:
+                log.exception("MQTT: handling a message failed")
+
+    def _announce(self) -> None:
+        """After every (re)connect: retained topics, discovery, then `online`."""
+        self.connected = True
+        self.last_error = None
+        self.republish(force_discovery=True)
+        self._publish(self.topics.availability, "online", retain=True)
+        log.info("MQTT: connected to %s:%d", self.host, self.port)
+        self.node.notify()
+
+    def _handle(self, msg: mqtt.MQTTMessage) -> None:
+        t = self.topics
+        if msg.topic == t.ha_status:
+            if msg.payload.strip().lower() == b"online":
+                self._schedule_discovery()
+            return
+        command = t.command_of(msg.topic)
+        if command is None:
+            return
+        if msg.retain:
+            try:
+                rid = request_id_of(json.loads(msg.payload))
+            except ValueError:
+                rid = None
+            reply = error(rid, command, "validation_failed",
+                          "retained command ignored: publish commands with retain=false")
+        elif command == "pipeline/set":
+            value = msg.payload.decode("utf-8", "replace").strip().upper()
+            if value in ("ON", "OFF"):
+                reply = self.dispatcher.handle(
+                    "pipeline/start" if value == "ON" else "pipeline/stop", {})
+                reply["command"] = command
+            else:
+                reply = error(None, command, "validation_failed", "payload must be ON or OFF")
+        elif command == "module/set" and msg.topic == t.module_set:
+            name = msg.payload.decode("utf-8", "replace").strip()
+            reply = self.dispatcher.handle("module/set", {"name": name})
+        else:
+            reply = self.dispatcher.handle_raw(command, msg.payload, allow_internal=False)
+        self._reply(command, reply, msg)
+
+    def _reply(self, command: str, reply: dict, msg: mqtt.MQTTMessage) -> None:
+        body = json.dumps(reply)
+        self._publish(self.topics.response(command), body)
+        props = getattr(msg, "properties", None)
+        response_topic = getattr(props, "ResponseTopic", None) if props else None
+        if response_topic:
+            out = Properties(PacketTypes.PUBLISH)
+            correlation = getattr(props, "CorrelationData", None)
+            if correlation is not None:
+                out.CorrelationData = correlation
+            self._publish(response_topic, body, properties=out)
+
+    # -- publishing (any thread) -----------------------------------------------------------
+    def _publish(self, topic: str, payload: Any, retain: bool = False, qos: int = 1,
+                 properties: Properties | None = None) -> None:
+        client = self._client
+        if client is None or not self.connected:
+            return  # everything retained is re-published on the next connect
+        if isinstance(payload, (dict, list)):
+            payload = json.dumps(payload)
+        client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+
+    def republish(self, force_discovery: bool = False) -> None:
+        """Every retained topic again (on connect and for `state/get`)."""
+        node = self.node
+        state = node.state()
+        self.publish_state(state, force=True)
+        self.publish_rois()
+        self._publish(self.topics.info, node.info(), retain=True)
+        occupancy = node.events.occupied if node.events else {}
+        for roi, (occupied, count) in occupancy.items():
+            self.occupancy(roi, occupied, count)
+        if node.events:
+            self.motion(node.events.motion_on)
+        self.publish_discovery(force=force_discovery)
+
+    def publish_state(self, state: dict, force: bool = False) -> None:
+        now = time.monotonic()
+        key = {k: state.get(k) for k in SIGNIFICANT}
+        key["source"] = (state.get("source") or {}).get("status")
+        key["mqtt"] = self.connected
+        with self._lock:
+            due = now - self._last_state_at >= self.cfg.stats_interval_s
+            if not force and key == self._last_state and not due:
+                return
+            self._last_state, self._last_state_at = key, now
+        self._publish(self.topics.state, state, retain=True)
+
+    def publish_stats(self, stats: dict) -> None:
+        self._publish(self.topics.stats, stats, qos=0)
+
+    def publish_rois(self) -> None:
+        cfg = self.node.store.config
+        self._publish(self.topics.rois, {"version": cfg.rois_version, "rois": cfg.rois},
+                      retain=True)
+
+    def publish_discovery(self, force: bool = False) -> None:
+        if not self.cfg.discovery:
+            return
+        cfg = self.node.store.config
+        rois = sorted(cfg.rois)
+        modules = self.node.registry.available()
+        key = (tuple(modules), tuple(rois), cfg.name)
+        with self._discovery_lock:
+            if (key == self._discovered and not force) or not self.connected:
+                return
+            removed = sorted(self._known_rois - set(rois))
+            payload = discovery_payload(self.topics, cfg.node_id, cfg.name, modules, rois,
+                                        removed, self.cfg.public_url or self.node.web_url)
+            self._publish(self.topics.discovery, payload, retain=True)
+            self._discovered = key
+            self._known_rois = set(rois)
+        log.info("MQTT: Home Assistant discovery sent (%d ROI(s), %d module(s))", len(rois),
+                 len(modules))
+
+    def _schedule_discovery(self) -> None:
+        """Home Assistant came online: re-send discovery after 1-5 s, as its docs ask."""
+        if self._discovery_timer:
+            self._discovery_timer.cancel()
+        self._discovery_timer = threading.Timer(random.uniform(1, 5),
+                                                lambda: self.publish_discovery(force=True))
+        self._discovery_timer.daemon = True
+        self._discovery_timer.start()
+
+    # -- EventSink (events thread) ---------------------------------------------------------
+    def event(self, event: dict) -> None:
+        self._publish(self.topics.events, event)
+
+    def occupancy(self, roi: str, occupied: bool, count: int) -> None:
+        self._publish(self.topics.occupancy(roi), "ON" if occupied else "OFF", retain=True)
+        self._publish(self.topics.count(roi), str(count), retain=True)
+
+    def motion(self, on: bool) -> None:
+        self._publish(self.topics.motion, "ON" if on else "OFF", retain=True)
+
+    def clear_roi(self, roi: str) -> None:
+        """An ROI was deleted: remove its retained topics (empty retained payload)."""
+        self._publish(self.topics.occupancy(roi), b"", retain=True)
+        self._publish(self.topics.count(roi), b"", retain=True)
+
+    def snapshot(self, jpeg: bytes, ts: float) -> None:
+        self._publish(self.topics.snapshot, jpeg, retain=True)

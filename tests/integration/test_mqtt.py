@@ -1,0 +1,284 @@
+"""camnode as an MQTT device, against a real Mosquitto: commands, answers, state, recovery."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import cv2
+import numpy as np
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from tests.integration.conftest import Broker, post_command, wait_for
+
+BASE = "camnode/test"
+
+
+@pytest.fixture
+def node_on(run_node, broker, probe_factory):
+    """A node connected to the test broker, and a probe that saw it come online."""
+    def start(changes: dict | None = None, **probe_kw):
+        probe = probe_factory(broker.port, **probe_kw)
+        changes = dict(changes or {})
+        changes.setdefault("mqtt", {})
+        changes["mqtt"] = {"enabled": True, "host": "127.0.0.1", "port": broker.port,
+                           "stats_interval_s": 2, **changes["mqtt"]}
+        node = run_node(changes)
+        probe.wait(f"{BASE}/availability", lambda m: m.payload == b"online")
+        return node, probe
+    return start
+
+
+def _json(msg) -> dict:
+    return json.loads(msg.payload)
+
+
+def test_connect_publishes_retained_state_rois_info_and_online(node_on):
+    node, probe = node_on()
+    state = _json(probe.wait(f"{BASE}/state", lambda m: _json(m)["pipeline"] == "running"))
+    assert state["module"] == "service" and state["mqtt"]["connected"] is True
+    assert "passthrough" in state["modules"]
+    rois = _json(probe.wait(f"{BASE}/rois"))
+    assert rois["version"] == 0 and "door" in rois["rois"]
+    info = _json(probe.wait(f"{BASE}/info"))
+    assert info["stream_url"].endswith("/stream.mjpg") and info["version"]
+    stats = _json(probe.wait(f"{BASE}/stats", timeout=10))
+    assert stats["fps"] > 0
+
+
+def test_late_subscriber_gets_retained_topics(node_on, broker, probe_factory):
+    node_on()
+    late = probe_factory(broker.port, client_id="late")
+    for topic in ("availability", "state", "rois", "info"):
+        assert late.wait(f"{BASE}/{topic}", lambda m: m.retain, timeout=5)
+    assert late.wait("homeassistant/device/camnode_test/config", lambda m: m.retain)
+
+
+def test_pipeline_set_plain_payloads(node_on):
+    node, probe = node_on()
+    mark = probe.mark()
+    probe.publish(f"{BASE}/pipeline/set", "OFF")
+    probe.wait(f"{BASE}/state", lambda m: _json(m)["pipeline"] == "stopped", since=mark)
+    wait_for(lambda: node.state()["pipeline"] == "stopped", what="page shows stopped")
+    mark = probe.mark()
+    probe.publish(f"{BASE}/pipeline/set", "ON")
+    probe.wait(f"{BASE}/state", lambda m: _json(m)["pipeline"] == "running", since=mark)
+    mark = probe.mark()
+    probe.publish(f"{BASE}/pipeline/set", "MAYBE")
+    reply = _json(probe.wait(f"{BASE}/response/pipeline/set", since=mark))
+    assert reply["status"] == "error" and reply["error"]["code"] == "validation_failed"
+
+
+def test_module_set_plain_and_json(node_on, tmp_path):
+    node, probe = node_on()
+    mark = probe.mark()
+    probe.publish(f"{BASE}/module/set", "passthrough")
+    probe.wait(f"{BASE}/state", lambda m: _json(m)["module"] == "passthrough", since=mark)
+    reply = probe.request(BASE, "module/set", {"id": "m1", "name": "service"})
+    assert reply == {**reply, "id": "m1", "status": "ok"} and reply["data"]["module"] == "service"
+    before = (tmp_path / "config.json").read_bytes()
+    for bad, code in ((("nope",), "unknown_module"), (("../../etc/passwd",), "validation_failed"),
+                      (("os.path",), "validation_failed")):
+        reply = probe.request(BASE, "module/set", {"id": bad[0], "name": bad[0]})
+        assert reply["status"] == "error" and reply["error"]["code"] == code, reply
+    mark = probe.mark()
+    probe.publish(f"{BASE}/module/set", "nope")
+    reply = _json(probe.wait(f"{BASE}/response/module/set", since=mark))
+    assert reply["error"]["code"] == "unknown_module"
+    assert (tmp_path / "config.json").read_bytes() == before
+    assert node.state()["module"] == "service"
+
+
+@pytest.mark.parametrize("payload, code, path", [
+    (b"{not json", "invalid_json", None),
+    (b"\xff\xfe", "invalid_json", None),
+    (b'{"name": 5}', "validation_failed", "$.name"),
+    (b'{"name": "door", "left": 1, "top": 1, "right": 2, "bottom": 2, "extra": 1}',
+     "validation_failed", "$.extra"),
+    (b'{"name": "x", "left": -5, "top": 1, "right": 2, "bottom": 2}', "validation_failed", "$.left"),
+    (b'{"name": "x", "left": 50, "top": 1, "right": 20, "bottom": 2}', "validation_failed",
+     "$.rois.x.right"),
+    (b'{"name": "x", "left": 5, "top": 1, "right": 20, "bottom": 2, "colour": "plaid"}',
+     "validation_failed", "$.rois.x.colour"),
+    (b'{"name": "door", "left": 5, "top": 1, "right": 20, "bottom": 9}', "exists", "$.name"),
+    (b'{"name": "' + b"x" * 70000 + b'"}', "validation_failed", "$"),
+])
+def test_bad_roi_requests_are_answered_and_change_nothing(node_on, tmp_path, payload, code, path):
+    node, probe = node_on()
+    before = (tmp_path / "config.json").read_bytes()
+    mark = probe.mark()
+    probe.publish(f"{BASE}/request/roi/add", payload)
+    reply = _json(probe.wait(f"{BASE}/response/roi/add", since=mark))
+    assert reply["status"] == "error" and reply["error"]["code"] == code, reply
+    if path:
+        assert path in [d["path"] for d in reply["error"]["details"]], reply
+    assert (tmp_path / "config.json").read_bytes() == before
+    assert probe.request(BASE, "roi/get", {"id": 1})["data"]["version"] == 0
+
+
+def test_unknown_command_is_answered(node_on):
+    node, probe = node_on()
+    reply = probe.request(BASE, "launch/rocket", {"id": "r"})
+    assert reply["status"] == "error" and reply["error"]["code"] == "unknown_command"
+    assert reply["id"] == "r"
+    # Internal commands are not reachable over MQTT.
+    reply = probe.request(BASE, "viewers/report", {"id": "v", "worker": "x", "viewers": 9})
+    assert reply["error"]["code"] == "unknown_command"
+
+
+def test_roi_edits_apply_persist_and_publish_versions(node_on, tmp_path):
+    node, probe = node_on()
+    cfg = tmp_path / "config.json"
+    reply = probe.request(BASE, "roi/add", {"id": 1, "name": "porch", "left": 50, "top": 10,
+                                            "right": 90, "bottom": 60, "colour": "red",
+                                            "if_version": 0})
+    assert reply["status"] == "ok" and reply["data"]["version"] == 1
+    saved = json.loads(cfg.read_text())
+    assert saved["rois"]["porch"]["colour"] == "red" and saved["rois_version"] == 1
+    assert "porch" not in json.loads((tmp_path / "config.json.bak").read_text())["rois"]
+    probe.wait(f"{BASE}/rois", lambda m: _json(m)["version"] == 1)
+    # A second editor still at version 0 is refused, and nothing changes.
+    reply = probe.request(BASE, "roi/update", {"id": 2, "name": "porch", "left": 55,
+                                               "if_version": 0})
+    assert reply["error"]["code"] == "version_conflict"
+    assert json.loads(cfg.read_text())["rois"]["porch"]["left"] == 50
+    reply = probe.request(BASE, "roi/update", {"id": 3, "name": "porch", "left": 55,
+                                               "rename": "front", "if_version": 1})
+    assert reply["status"] == "ok" and "front" in reply["data"]["rois"]
+    assert reply["data"]["rois"]["front"]["left"] == 55
+    reply = probe.request(BASE, "roi/update", {"id": 4, "name": "ghost", "left": 1})
+    assert reply["error"]["code"] == "not_found"
+    reply = probe.request(BASE, "roi/delete", {"id": 5, "name": "front"})
+    assert reply["status"] == "ok" and "front" not in reply["data"]["rois"]
+    reply = probe.request(BASE, "roi/delete", {"id": 6, "name": "front"})
+    assert reply["error"]["code"] == "not_found"
+    reply = probe.request(BASE, "roi/replace", {"id": 7, "rois": {
+        "a": {"left": 0, "top": 0, "right": 10, "bottom": 10, "colour": "green"}}})
+    assert reply["status"] == "ok" and list(reply["data"]["rois"]) == ["a"]
+    assert reply["data"]["version"] == 4
+    assert json.loads(cfg.read_text())["rois"] == reply["data"]["rois"]
+    disc = _json(probe.wait("homeassistant/device/camnode_test/config",
+                            lambda m: "roi_a_occupancy" in _json(m)["components"]))
+    # ROIs that went away are removed from Home Assistant (platform-only component).
+    assert disc["components"]["roi_door_occupancy"] == {"p": "binary_sensor"}
+
+
+def test_retained_commands_are_ignored(node_on, camnode, tmp_path):
+    node, probe = node_on()
+
+    def run_node_again(path):
+        return camnode("run", "--config", str(path / "config.json")).wait_ready()
+
+    mark = probe.mark()
+    probe.publish(f"{BASE}/request/pipeline/stop", {"id": "old"}, retain=True)
+    reply = _json(probe.wait(f"{BASE}/response/pipeline/stop", since=mark))
+    assert reply["status"] == "error" and "retained" in reply["error"]["message"]
+    assert node.state()["pipeline"] == "running"
+    # ...and when the broker replays it to a node that (re)connects later.
+    assert node.stop() == 0
+    mark = probe.mark()
+    again = run_node_again(tmp_path)
+    reply = _json(probe.wait(f"{BASE}/response/pipeline/stop",
+                             lambda m: _json(m)["id"] == "old", since=mark))
+    assert reply["status"] == "error"
+    assert again.state()["pipeline"] == "running"
+    probe.publish(f"{BASE}/request/pipeline/stop", b"", retain=True)  # clear it
+
+
+def test_mqtt5_response_topic_and_correlation_data(node_on):
+    node, probe = node_on(topics=("camnode/#", "homeassistant/#", "my/replies"))
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = "my/replies"
+    props.CorrelationData = b"abc-123"
+    probe.publish(f"{BASE}/request/state/get", {"id": "s"}, properties=props)
+    msg = probe.wait("my/replies")
+    assert msg.properties.CorrelationData == b"abc-123"
+    assert _json(msg)["status"] == "ok" and _json(msg)["id"] == "s"
+
+
+def test_snapshot_command_publishes_a_jpeg(node_on):
+    node, probe = node_on({"events": {"snapshot_height": 120}})
+    reply = probe.request(BASE, "snapshot", {"id": "snap"})
+    assert reply["status"] == "ok"
+    msg = probe.wait(f"{BASE}/snapshot", lambda m: m.payload[:2] == b"\xff\xd8")
+    img = cv2.imdecode(np.frombuffer(msg.payload, np.uint8), cv2.IMREAD_COLOR)
+    assert img.shape[0] == 120
+
+
+def test_state_get_republishes_retained_topics(node_on):
+    node, probe = node_on()
+    mark = probe.mark()
+    reply = probe.request(BASE, "state/get", {"id": "g"})
+    assert reply["status"] == "ok" and reply["data"]["pipeline"] == "running"
+    for topic in ("state", "rois", "info"):
+        probe.wait(f"{BASE}/{topic}", since=mark)
+
+
+def test_rest_and_mqtt_give_the_same_answers(node_on, tmp_path):
+    node, probe = node_on()
+    cases = [("module/set", {"id": 1, "name": "nope"}),
+             ("module/set", {"id": 2, "name": 5}),
+             ("roi/add", {"id": 3, "name": "door", "left": 1, "top": 1, "right": 5, "bottom": 5}),
+             ("roi/delete", {"id": 4, "name": "ghost"}),
+             ("roi/get", {"id": 5})]
+    for command, payload in cases:
+        via_mqtt = probe.request(BASE, command, payload)
+        _, via_rest = post_command(node.url, command, payload)
+        assert via_mqtt == via_rest, command
+
+
+def test_broker_restart_recovers_by_itself(node_on, broker, probe_factory):
+    node, probe = node_on()
+    broker.stop()
+    wait_for(lambda: node.state()["mqtt"]["connected"] is False, what="node sees broker gone")
+    assert node.state()["stream"]["frame_kind"] == "live"  # the stream does not care
+    broker.start()
+    again = probe_factory(broker.port, client_id="after-restart")
+    again.wait(f"{BASE}/availability", lambda m: m.payload == b"online", timeout=40)
+    third = probe_factory(broker.port, client_id="third")  # retained state is back
+    third.wait(f"{BASE}/state", lambda m: m.retain, timeout=10)
+    reply = again.request(BASE, "state/get", {"id": "after"})  # re-subscribed
+    assert reply["status"] == "ok"
+
+
+def test_node_starts_without_broker_and_connects_when_it_appears(run_node, tmp_path,
+                                                                  probe_factory):
+    late = Broker(tmp_path)
+    node = run_node({"mqtt": {"enabled": True, "host": "127.0.0.1", "port": late.port}})
+    assert node.state()["stream"]["frame_kind"] == "live"
+    assert node.state()["mqtt"]["connected"] is False
+    late.start()
+    try:
+        probe = probe_factory(late.port)
+        probe.wait(f"{BASE}/availability", lambda m: m.payload == b"online", timeout=40)
+    finally:
+        late.stop()
+
+
+def test_sigkill_leaves_offline_via_last_will(node_on):
+    node, probe = node_on()
+    mark = probe.mark()
+    node.proc.send_signal(signal.SIGKILL)
+    node.proc.wait(10)
+    # The broker notices after 1.5 x keepalive at most; the will is retained.
+    probe.wait(f"{BASE}/availability", lambda m: m.payload == b"offline", timeout=60, since=mark)
+
+
+def test_clean_stop_publishes_offline(node_on):
+    node, probe = node_on()
+    mark = probe.mark()
+    assert node.stop() == 0
+    probe.wait(f"{BASE}/availability", lambda m: m.payload == b"offline", timeout=10, since=mark)
+
+
+def test_home_assistant_birth_resends_discovery(node_on):
+    node, probe = node_on()
+    probe.wait("homeassistant/device/camnode_test/config")
+    mark = probe.mark()
+    probe.publish("homeassistant/status", "online")
+    msg = probe.wait("homeassistant/device/camnode_test/config", since=mark, timeout=10)
+    disc = _json(msg)
+    assert disc["device"]["identifiers"] == ["camnode_test"]
+    assert disc["components"]["pipeline"]["command_topic"] == f"{BASE}/pipeline/set"
