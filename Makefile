@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Debian packages the tests use, installed when missing (root or sudo).
-TEST_DEBS ?=
+TEST_DEBS ?= mosquitto
 
 .PHONY: run test bench check-config clean
 
@@ -23,6 +23,7 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
 	@touch $@
 
 run: $(VENV)/.installed
+	@sh deploy/ensure-debs.sh mosquitto || echo "camnode: no mosquitto; running without a private MQTT broker"
 	$(VENV)/bin/camnode run $(ARGS)
 
 check-config: $(VENV)/.installed

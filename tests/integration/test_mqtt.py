@@ -282,3 +282,52 @@ def test_home_assistant_birth_resends_discovery(node_on):
     disc = _json(msg)
     assert disc["device"]["identifiers"] == ["camnode_test"]
     assert disc["components"]["pipeline"]["command_topic"] == f"{BASE}/pipeline/set"
+
+
+RED_SHIRT = '''
+import cv2
+import numpy as np
+
+def process_image(src):
+    """Finds the synthetic scene's walker by the colour of the shirt."""
+    b, g, r = cv2.split(src)
+    mask = ((r > 140) & (g < 90) & (b < 90)).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    h, w = mask.shape
+    found = [s for s in stats[1:] if s[cv2.CC_STAT_AREA] > h * w * 0.01]
+    if not found:
+        return True, []
+    s = max(found, key=lambda s: s[cv2.CC_STAT_AREA])
+    x, y, bw, bh = (int(v) for v in s[:4])
+    return True, [{"label": "person", "score": 0.9, "box": (x, y, x + bw, y + bh)}]
+'''
+
+
+def test_events_and_occupancy_follow_an_object_through_an_roi(node_on, tmp_path):
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "redshirt.py").write_text(RED_SHIRT)
+    node, probe = node_on({
+        "camera": {"fps": 10},
+        "pipeline": {"module": "redshirt", "processor_dirs": [str(mods)]},
+        "rois": {"door": {"left": 5, "top": 5, "right": 35, "bottom": 95, "colour": "green"}},
+        "events": {"occupancy_off_delay_s": 1, "end_after_s": 1, "snapshot_height": 120}})
+    new = _json(probe.wait(f"{BASE}/events", lambda m: _json(m)["type"] == "new", timeout=30))
+    assert new["label"] == "person" and 0 <= new["box"]["left"] < new["box"]["right"] <= 100
+    track = new["id"]
+    probe.wait(f"{BASE}/roi/door/occupancy", lambda m: m.payload == b"ON", timeout=20)
+    assert probe.wait(f"{BASE}/roi/door/count", lambda m: m.payload == b"1").retain is not None
+    update = _json(probe.wait(f"{BASE}/events", lambda m: _json(m)["type"] == "update"
+                              and "door" in _json(m)["rois"], timeout=20))
+    assert update["id"] == track  # the same object keeps its id while it moves
+    probe.wait(f"{BASE}/roi/door/occupancy", lambda m: m.payload == b"OFF", timeout=20)
+    end = _json(probe.wait(f"{BASE}/events", lambda m: _json(m)["type"] == "end", timeout=20))
+    assert end["id"] == track and "door" in end["entered_rois"] and end["end"] > end["start"]
+    probe.wait(f"{BASE}/motion", lambda m: m.payload == b"ON")
+    snap = probe.wait(f"{BASE}/snapshot", lambda m: m.payload[:2] == b"\xff\xd8")
+    img = cv2.imdecode(np.frombuffer(snap.payload, np.uint8), cv2.IMREAD_COLOR)
+    assert img.shape[0] == 120  # scaled to events.snapshot_height
+    # Updates are rate-limited: at most about one per second per object.
+    updates = [json.loads(p) for p in probe.payloads(f"{BASE}/events")]
+    times = [u for u in updates if u["type"] == "update" and u["id"] == track]
+    assert len(times) <= 12
