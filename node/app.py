@@ -52,7 +52,8 @@ class Node:
     """Owns all state of one camera node."""
 
     def __init__(self, store: ConfigStore, mqtt_broker: tuple[str, int] | None = None,
-                 private_broker: PrivateBroker | None = None, web_url: str | None = None):
+                 private_broker: PrivateBroker | None = None, web_url: str | None = None,
+                 mqtt_note: str | None = None):
         cfg = store.config
         self.store = store
         self.web_url = web_url
@@ -69,6 +70,7 @@ class Node:
                                    self.dispatcher)
             self.events.sinks.append(self.mqtt)
         self._private_broker = private_broker
+        self._mqtt_note = mqtt_note or "MQTT disabled in the configuration"
         self._changed = threading.Event()
         self._stop = threading.Event()
         self._state_thread: threading.Thread | None = None
@@ -199,7 +201,8 @@ class Node:
             "uptime_s": round(time.time() - self._started_at, 1),
             "last_error": s.get("module_error") or s.get("module_last_error") or self.last_error,
             "commands": dict(self.dispatcher.counts),
-            "mqtt": self.mqtt.status() if self.mqtt else {"enabled": False, "connected": False},
+            "mqtt": self.mqtt.status() if self.mqtt else {"enabled": False, "connected": False,
+                                                          "last_error": self._mqtt_note},
             "detections": self.events.state(),
             "rois_version": cfg.rois_version,
             "time": time.time(),

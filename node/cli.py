@@ -149,12 +149,14 @@ def _start_node(store: ConfigStore, web_url: str | None = None):
     from node.broker import resolve_broker
 
     cfg = store.config
-    broker = private = None
+    broker = private = note = None
     if cfg.mqtt.enabled:
         found = resolve_broker(cfg.mqtt.host, cfg.mqtt.port)
         if found:
             broker, private = (found[0], found[1]), found[2]
-    node = Node(store, broker, private, web_url)
+        else:
+            note = "no MQTT broker: set mqtt.host, or install mosquitto"
+    node = Node(store, broker, private, web_url, note)
     try:
         node.start()
     except Exception:

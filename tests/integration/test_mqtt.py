@@ -11,7 +11,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.integration.conftest import Broker, post_command, wait_for
+from tests.integration.conftest import Broker, _port_open, post_command, wait_for
 
 BASE = "camnode/test"
 
@@ -331,3 +331,17 @@ def test_events_and_occupancy_follow_an_object_through_an_roi(node_on, tmp_path)
     updates = [json.loads(p) for p in probe.payloads(f"{BASE}/events")]
     times = [u for u in updates if u["type"] == "update" and u["id"] == track]
     assert len(times) <= 12
+
+
+def test_auto_broker_gives_a_fresh_machine_the_whole_product(run_node, probe_factory):
+    node = run_node({"mqtt": {"enabled": True, "host": "auto"}})
+    state = wait_for(lambda: (s := node.state())["mqtt"]["connected"] and s, timeout=15,
+                     what="MQTT connected to the automatic broker")
+    port = int(state["mqtt"]["broker"].rsplit(":", 1)[1])
+    probe = probe_factory(port, client_id="auto-probe")
+    probe.wait(f"{BASE}/availability", lambda m: m.payload == b"online")
+    private = "started a private Mosquitto" in node.output
+    assert private or "using the broker already on" in node.output
+    assert node.stop() == 0
+    if private:  # stopped with the node
+        wait_for(lambda: not _port_open(port), timeout=5, what="private broker gone")

@@ -34,6 +34,10 @@ function show(s) {
   $("s-fps").textContent = s.fps != null ? s.fps.toFixed(1) : "–";
   $("s-viewers").textContent = s.viewers != null ? s.viewers : "–";
   $("s-error").textContent = s.last_error || "–";
+  const mq = s.mqtt || {};
+  $("s-mqtt").textContent = mq.connected ? `connected to ${mq.broker}`
+    : mq.enabled ? `not connected to ${mq.broker}${mq.last_error ? " (" + mq.last_error + ")" : ""}`
+    : (mq.last_error || "off");
   const sel = $("module");
   const mods = s.modules || [];
   if (sel.dataset.list !== mods.join(",")) {
