@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 
 import cv2
 import numpy as np
@@ -345,3 +347,55 @@ def test_auto_broker_gives_a_fresh_machine_the_whole_product(run_node, probe_fac
     assert node.stop() == 0
     if private:  # stopped with the node
         wait_for(lambda: not _port_open(port), timeout=5, what="private broker gone")
+
+
+def test_new_module_file_updates_the_home_assistant_select(node_on, tmp_path):
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    node, probe = node_on({"pipeline": {"processor_dirs": [str(mods)]}})
+    topic = "homeassistant/device/camnode_test/config"
+    probe.wait(topic)
+    (mods / "fresh.py").write_text("def process_image(src):\n    return True\n")
+    disc = _json(probe.wait(topic, lambda m: "fresh" in _json(m)["components"]["module"]
+                            ["options"], timeout=10))
+    assert "passthrough" in disc["components"]["module"]["options"]
+
+
+def test_password_from_environment_and_mqtt_flag(camnode, write_config, tmp_path,
+                                                 probe_factory):
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "camnode", "s3cret"],
+                   check=True, capture_output=True)
+    passwd.chmod(0o600)
+    b = Broker(tmp_path)
+    # As root, mosquitto would switch to its own user, who cannot read our temp files.
+    run_as = "user root\n" if os.geteuid() == 0 else ""
+    b.extra_conf = (f"listener {b.port} 127.0.0.1\nallow_anonymous false\n"
+                    f"password_file {passwd}\npersistence false\n{run_as}")
+    b.start()
+    try:
+        cfg = write_config({"mqtt": {"enabled": True, "host": "nowhere.invalid",
+                                     "username": "camnode"}})
+        secret = tmp_path / "mqtt-password"
+        secret.write_text("s3cret\n")
+        os.environ["CAMNODE_MQTT_PASSWORD_FILE"] = str(secret)
+        try:
+            good = camnode("run", "--config", str(cfg), "--mqtt", f"127.0.0.1:{b.port}")
+            good.wait_ready()
+        finally:
+            del os.environ["CAMNODE_MQTT_PASSWORD_FILE"]
+        wait_for(lambda: good.state()["mqtt"]["connected"], timeout=15, what="authenticated")
+        assert "s3cret" not in good.output
+        good.stop()
+        os.environ["CAMNODE_MQTT_PASSWORD"] = "wrong"
+        try:
+            bad = camnode("run", "--config", str(cfg), "--mqtt", f"127.0.0.1:{b.port}")
+            bad.wait_ready()
+        finally:
+            del os.environ["CAMNODE_MQTT_PASSWORD"]
+        state = wait_for(lambda: (s := bad.state())["mqtt"]["last_error"] and s, timeout=15,
+                         what="refusal reported")
+        assert state["mqtt"]["connected"] is False and "refused" in state["mqtt"]["last_error"]
+        assert state["stream"]["frame_kind"] == "live"
+    finally:
+        b.stop()
