@@ -10,13 +10,20 @@ Assistant delete its entities.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from node import __version__
 from node.topics import Topics
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "x"
+    """An id Home Assistant accepts ([a-z0-9_]) that stays distinct for distinct names:
+    "door" stays "door"; "Door" and "front-door" get a short hash of the original, so
+    they never collide with "door" or "front_door"."""
+    slug = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "x"
+    if slug != text:
+        slug += "_" + hashlib.sha1(text.encode()).hexdigest()[:6]
+    return slug
 
 
 def roi_component_ids(roi: str) -> tuple[str, str]:
@@ -76,7 +83,7 @@ def discovery_payload(topics: Topics, node_id: str, name: str, modules: list[str
                    state_class="measurement", icon="mdi:counter"),
         ])
     for roi in removed_rois:
-        if roi in rois:
+        if roi in rois or roi_component_ids(roi)[0] in comps:
             continue
         occ, cnt = roi_component_ids(roi)
         comps[occ] = {"p": "binary_sensor"}  # platform only: Home Assistant removes it

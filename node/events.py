@@ -15,6 +15,7 @@ pixels `(x1, y1, x2, y2)` or `box_pct` as `(left, top, right, bottom)` in percen
 from __future__ import annotations
 
 import itertools
+import math
 import logging
 import queue
 import threading
@@ -64,10 +65,16 @@ def normalise(det: object, width: int, height: int) -> dict | None:
     if not isinstance(det, dict):
         return None
     try:
+        raw = det["box_pct"] if "box_pct" in det else det["box"]
+        if not isinstance(raw, (list, tuple, np.ndarray)):
+            return None
+        coords = [float(v) for v in raw]
+        if len(coords) != 4 or not all(math.isfinite(v) for v in coords):
+            return None
         if "box_pct" in det:
-            l, t, r, b = (float(v) for v in det["box_pct"])
+            l, t, r, b = coords
         else:
-            x1, y1, x2, y2 = (float(v) for v in det["box"])
+            x1, y1, x2, y2 = coords
             l, t, r, b = x1 * 100 / width, y1 * 100 / height, x2 * 100 / width, y2 * 100 / height
         box = (max(0.0, min(l, r)), max(0.0, min(t, b)), min(100.0, max(l, r)),
                min(100.0, max(t, b)))
@@ -97,7 +104,7 @@ class Track:
                 "score": round(self.score, 3),
                 "box": dict(zip(("left", "top", "right", "bottom"), self.box)),
                 "rois": sorted(self.rois), "entered_rois": sorted(self.entered),
-                "start": round(self.start, 3), "end": round(end, 3) if end else None}
+                "start": round(self.start, 3), "end": round(end, 3) if end is not None else None}
 
 
 class Tracker:
@@ -277,6 +284,8 @@ class EventEngine:
 
 def make_snapshot(jpeg: bytes, height: int, max_bytes: int) -> bytes | None:
     """Scale a frame's JPEG to `height` and re-encode it under `max_bytes`."""
+    if not jpeg:
+        return None
     img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         return None

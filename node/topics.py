@@ -92,7 +92,7 @@ class Topics:
         """`camnode/x/request/roi/add` -> `roi/add`; plain set topics -> their name."""
         prefix = self._t("request/")
         if topic.startswith(prefix):
-            return topic[len(prefix):]
+            return topic[len(prefix):] or None
         for plain in PLAIN_COMMANDS:
             if topic == self._t(plain):
                 return plain

@@ -296,17 +296,21 @@ def test_roi_both_removed_and_present_is_not_removed():
     assert comps["roi_door_count"] == EXPECTED["components"]["roi_door_count"]
 
 
-@pytest.mark.parametrize("roi, occ, cnt", [
-    ("door", "roi_door_occupancy", "roi_door_count"),
-    ("Front Door", "roi_front_door_occupancy", "roi_front_door_count"),
-    ("front-door", "roi_front_door_occupancy", "roi_front_door_count"),
-    ("  Gate #2!  ", "roi_gate_2_occupancy", "roi_gate_2_count"),
-    ("Zone_A", "roi_zone_a_occupancy", "roi_zone_a_count"),
-    ("Tür", "roi_t_r_occupancy", "roi_t_r_count"),
-    ("!!!", "roi_x_occupancy", "roi_x_count"),
+@pytest.mark.parametrize("roi, prefix", [
+    ("door", "roi_door"),
+    ("Front Door", "roi_front_door_"),
+    ("front-door", "roi_front_door_"),
+    ("  Gate #2!  ", "roi_gate_2_"),
+    ("Zone_A", "roi_zone_a_"),
+    ("Tür", "roi_t_r_"),
+    ("!!!", "roi_x_"),
 ])
-def test_roi_names_with_odd_characters_give_valid_component_ids(roi, occ, cnt):
-    assert roi_component_ids(roi) == (occ, cnt)
+def test_roi_names_with_odd_characters_give_valid_component_ids(roi, prefix):
+    occ, cnt = roi_component_ids(roi)
+    assert occ.startswith(prefix) and occ.endswith("_occupancy")
+    assert cnt.startswith(prefix) and cnt.endswith("_count")
+    if roi == "door":  # clean names stay readable, without a hash
+        assert (occ, cnt) == ("roi_door_occupancy", "roi_door_count")
     comps = payload(rois=[roi])["components"]
     assert occ in comps and cnt in comps
     for key in comps:
@@ -319,26 +323,18 @@ def test_roi_names_with_odd_characters_give_valid_component_ids(roi, occ, cnt):
 
 def test_node_id_is_slugged_in_unique_ids_and_device_identifier():
     doc = payload(topics=Topics.for_node("camnode", "Porch-1"), node_id="Porch-1")
-    assert doc["device"]["identifiers"] == ["camnode_porch_1"]
-    assert doc["components"]["pipeline"]["unique_id"] == "camnode_porch_1_pipeline"
-    assert doc["components"]["pipeline"]["default_entity_id"] == \
-        "switch.camnode_porch_1_pipeline"
+    ident = doc["device"]["identifiers"][0]
+    assert re.fullmatch(r"camnode_porch_1_[0-9a-f]{6}", ident)
+    assert doc["components"]["pipeline"]["unique_id"] == f"{ident}_pipeline"
+    assert doc["components"]["pipeline"]["default_entity_id"] == f"switch.{ident}_pipeline"
 
 
-@pytest.mark.xfail(reason="BUG: removed_rois is compared by ROI name, components by slug: "
-                          "renaming ROI 'Door' to 'door' sends the present ROI's components "
-                          "as platform-only, so Home Assistant deletes the live entities",
-                   strict=True)
 def test_removed_roi_whose_slug_matches_a_present_roi_does_not_delete_it():
     comps = payload(rois=["door"], removed_rois=["Door"])["components"]
     assert comps["roi_door_occupancy"] == EXPECTED["components"]["roi_door_occupancy"]
     assert comps["roi_door_count"] == EXPECTED["components"]["roi_door_count"]
 
 
-@pytest.mark.xfail(reason="BUG: two valid, distinct ROI names that slug alike ('front-door' "
-                          "and 'front_door', or 'Door' and 'door') share one component id and "
-                          "unique_id, so one ROI silently gets no Home Assistant entities",
-                   strict=True)
 def test_distinct_roi_names_get_distinct_components():
     comps = payload(rois=["front-door", "front_door"])["components"]
     topics = {c["state_topic"] for c in comps.values()
@@ -346,10 +342,6 @@ def test_distinct_roi_names_get_distinct_components():
     assert topics == {TOPICS.occupancy("front-door"), TOPICS.occupancy("front_door")}
 
 
-@pytest.mark.xfail(reason="BUG: node ids 'porch-1' and 'porch_1' (both valid) give the same "
-                          "device identifier and unique_ids, so Home Assistant merges the two "
-                          "nodes into one device and rejects the second node's entities",
-                   strict=True)
 def test_distinct_node_ids_get_distinct_device_identifiers():
     a = payload(topics=Topics.for_node("camnode", "porch-1"), node_id="porch-1")
     b = payload(topics=Topics.for_node("camnode", "porch_1"), node_id="porch_1")
