@@ -399,3 +399,34 @@ def test_password_from_environment_and_mqtt_flag(camnode, write_config, tmp_path
         assert state["stream"]["frame_kind"] == "live"
     finally:
         b.stop()
+
+
+def _make_tls_files(d) -> None:
+    """A throw-away CA and a server certificate for 127.0.0.1, made with openssl."""
+    def ssl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+        "-keyout", "ca.key", "-out", "ca.crt")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.crt")
+
+
+def test_tls_connection_verifies_the_broker(camnode, write_config, tmp_path):
+    _make_tls_files(tmp_path)
+    b = Broker(tmp_path)
+    run_as = "user root\n" if os.geteuid() == 0 else ""
+    b.extra_conf = (f"listener {b.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    f"cafile {tmp_path}/ca.crt\ncertfile {tmp_path}/server.crt\n"
+                    f"keyfile {tmp_path}/server.key\n{run_as}")
+    b.start()
+    try:
+        cfg = write_config({"mqtt": {"enabled": True, "host": "127.0.0.1", "port": b.port,
+                                     "tls": {"enabled": True,
+                                             "ca_certs": str(tmp_path / "ca.crt")}}})
+        node = camnode("run", "--config", str(cfg)).wait_ready()
+        wait_for(lambda: node.state()["mqtt"]["connected"], timeout=15, what="TLS connection")
+    finally:
+        b.stop()
