@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "processors"
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-NOT_MODULES = {"common", "__init__"}
+NOT_MODULES = {"common", "background", "__init__"}  # helpers, not modules
 
 
 class UnknownModule(Exception):
@@ -138,6 +138,17 @@ class Processor:
             except Exception as exc:
                 raise ModuleLoadError(f"{self.name}: setup failed: {exc}") from exc
         self.params = dict(params)
+
+    def status(self) -> dict | None:
+        """The module's optional `status()` (called from the state thread)."""
+        fn = getattr(self.module, "status", None)
+        if not callable(fn):
+            return None
+        try:
+            out = fn()
+            return out if isinstance(out, dict) else None
+        except Exception as exc:
+            return {"error": f"status() failed: {exc}"}
 
     def close(self) -> None:
         close = getattr(self.module, "close", None)

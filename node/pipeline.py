@@ -142,6 +142,7 @@ class Pipeline:
             "module_error": self._module_error,
             "module_errors": p.errors,
             "module_last_error": p.last_error,
+            "module_status": p.status(),
             "source": {
                 "spec": cap.description if cap else str(self.camera.source),
                 "status": cap.status if cap else STATUS_STOPPED,

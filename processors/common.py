@@ -266,6 +266,25 @@ def draw_rois(src: np.ndarray, label: bool = True, rois: Mapping[str, Mapping] |
 
 
 # Seed-era names, kept so older processing modules keep working.
+def draw_detections(src: np.ndarray, detections: Sequence[Mapping], colour: Colour = "red",
+                    label: bool = True) -> None:
+    """Boxes of detections (`box_pct` in percent, or `box` in pixels) with their labels."""
+    h, w = src.shape[:2]
+    bgr = resolve_colour(colour)
+    thickness = max(1, h // 240)
+    for d in detections:
+        if "box_pct" in d:
+            l, t, r, b = d["box_pct"]
+            x1, y1, x2, y2 = (round(l * w / 100), round(t * h / 100), round(r * w / 100),
+                              round(b * h / 100))
+        else:
+            x1, y1, x2, y2 = (int(v) for v in d["box"])
+        cv2.rectangle(src, (x1, y1), (x2, y2), bgr, thickness)
+        if label and d.get("label"):
+            draw_text(src, str(d["label"]), (x1 + thickness + 2, y1 + thickness + 2), scale=0.5,
+                      colour=bgr)
+
+
 isolateROI = isolate_roi
 drawROI = draw_roi
 DrawText = draw_text

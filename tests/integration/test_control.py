@@ -161,3 +161,21 @@ def test_module_that_fails_to_import_streams_unedited_frames(run_node, tmp_path)
     assert status == 422 and reply["error"]["code"] == "module_error"
     assert "this_module_does_not_exist" in reply["error"]["message"]
     assert node.state()["module"] == "passthrough"
+
+
+def test_module_params_are_validated_and_changed_at_run_time(run_node, tmp_path):
+    node = run_node()
+    before = (tmp_path / "config.json").read_bytes()
+    status, reply = post_command(node.url, "module/set",
+                                 {"name": "motion", "params": {"sensitivity": "high", "x": 1}})
+    assert status == 400
+    assert {"$.params.sensitivity", "$.params.x"} <= {d["path"] for d in reply["error"]["details"]}
+    assert node.state()["module"] == "service"
+    assert (tmp_path / "config.json").read_bytes() == before
+    status, reply = post_command(node.url, "module/set",
+                                 {"name": "motion", "params": {"sensitivity": 80}})
+    assert status == 200 and reply["data"]["module_params"] == {"sensitivity": 80}
+    saved = json.loads((tmp_path / "config.json").read_text())["pipeline"]
+    assert saved["module"] == "motion" and saved["module_params"] == {"sensitivity": 80}
+    wait_for(lambda: "roi_motion" in (node.state().get("module_status") or {}),
+             what="motion status in the state")
