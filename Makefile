@@ -35,6 +35,7 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-bench
 	$(PY) -m bench.run $(ARGS)
+	$(PY) -m bench.processors
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info
