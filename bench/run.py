@@ -691,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, stop_signal)
     signal.signal(signal.SIGHUP, stop_signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
 
     procs = Procs()
     records: list[dict] = []
@@ -779,9 +780,14 @@ def main(argv: list[str] | None = None) -> int:
     meta["elapsed_s"] = round(time.monotonic() - t_start, 1)
     meta["interrupted"] = interrupted
     out = Path(args.output)
+    if interrupted:  # keep the last complete results; partial ones go next to them
+        out = out.with_name(out.stem + ".interrupted.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "runs": records, "verdict": verdict,
                                "notes": list(dict.fromkeys(notes))}, indent=1))
+    if interrupted:
+        print(f"\npartial results: {out} (plot not redrawn)")
+        return 130
     try:
         plot(records, Path(args.plot))
         print(f"\nresults: {out}\nplot: {args.plot}")

@@ -22,6 +22,7 @@ from node.loader import InvalidParams, ModuleLoadError, Processor, Registry, Unk
 from node.mqtt_bridge import MqttBridge
 from node.pipeline import Pipeline
 from node.publisher import Publisher
+from processors.common import DEFAULT_COLOURS
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class PubEventSink:
         self.publisher.event({"kind": "motion", "on": on})
 
     def snapshot(self, jpeg: bytes, ts: float) -> None:
-        pass  # web workers have every frame already
+        self.publisher.event({"kind": "snapshot", "ts": ts}, jpeg)  # event thumbnails
 
 
 class Node:
@@ -205,6 +206,9 @@ class Node:
                                                           "last_error": self._mqtt_note},
             "detections": self.events.state(),
             "rois_version": cfg.rois_version,
+            "rois": cfg.rois,
+            "colours": {**{k: list(v) for k, v in DEFAULT_COLOURS.items()},
+                        **{k: list(v) for k, v in cfg.colours.items()}},
             "time": time.time(),
         })
         return s

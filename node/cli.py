@@ -106,8 +106,9 @@ class Workers:
     """Web worker processes on one inherited listening socket; restarted if they die."""
 
     def __init__(self, sock: socket.socket, publish: str, command: str, count: int,
-                 max_clients: int, log_level: str):
+                 max_clients: int, log_level: str, env: dict | None = None):
         self.sock, self.publish, self.command = sock, publish, command
+        self.env = env
         self.count, self.max_clients, self.log_level = count, max_clients, log_level
         self.procs: dict[int, subprocess.Popen] = {}
 
@@ -116,7 +117,7 @@ class Workers:
                "--command", self.command, "--fd", str(self.sock.fileno()),
                "--worker", str(i), "--max-clients", str(self.max_clients),
                "--log-level", self.log_level]
-        self.procs[i] = subprocess.Popen(cmd, pass_fds=(self.sock.fileno(),))
+        self.procs[i] = subprocess.Popen(cmd, pass_fds=(self.sock.fileno(),), env=self.env)
 
     def start(self) -> None:
         for i in range(self.count):
@@ -180,8 +181,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     urls = _urls(cfg.web.host, port)
     node = _start_node(store, urls[-1])
+    from web.auth import cookie_secret
+
+    # Workers share one key for session cookies, kept beside the config file.
+    env = dict(os.environ, CAMNODE_COOKIE_SECRET=cookie_secret(cfg.base_dir))
     workers = Workers(sock, _local(node.publisher.endpoint), _local(node.commands.endpoint),
-                      cfg.web.workers, cfg.web.max_clients, cfg.log_level)
+                      cfg.web.workers, cfg.web.max_clients, cfg.log_level, env)
     workers.start()
     log.info("camnode %s is running: open %s", __version__, "  or  ".join(urls))
     try:

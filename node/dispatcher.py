@@ -67,6 +67,7 @@ class Dispatcher:
             "pipeline/stop": self._pipeline_stop,
             "pipeline/restart": self._pipeline_restart,
             "module/set": self._module_set,
+            "module/list": self._module_list,
             "state/get": self._state_get,
             "viewers/report": self._viewers_report,
             "roi/get": self._roi_get,
@@ -158,6 +159,10 @@ class Dispatcher:
         if self.node.mqtt:
             self.node.mqtt.republish()
         return self.node.state()
+
+    def _module_list(self, payload: dict) -> list[dict]:
+        reg = self.node.registry
+        return [{"name": n, "params_schema": reg.params_schema(n)} for n in reg.available()]
 
     def _viewers_report(self, payload: dict) -> None:
         self.node.viewers_report(payload["worker"], payload["viewers"],

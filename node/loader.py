@@ -8,6 +8,7 @@ else. The dispatcher thread loads a module (imports can be slow) and hands the r
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import logging
 import re
@@ -81,6 +82,23 @@ class Registry:
             if p.is_file():
                 return p
         raise UnknownModule(name)
+
+    def params_schema(self, name: str) -> dict | None:
+        """A module's PARAMS_SCHEMA read from its source without running it (ast), so
+        listing modules never executes their code."""
+        try:
+            tree = ast.parse(self.path_of(name).read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, UnknownModule, ValueError):
+            return None
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "PARAMS_SCHEMA" for t in node.targets):
+                try:
+                    value = ast.literal_eval(node.value)
+                except ValueError:
+                    return None
+                return value if isinstance(value, dict) else None
+        return None
 
     def load(self, name: str, params: dict | None = None) -> "Processor":
         """Import `name` freshly from its file and set it up; raise on any failure."""

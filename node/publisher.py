@@ -63,5 +63,5 @@ class Publisher:
     def state(self, state: dict) -> None:
         self._send([wire.TOPIC_STATE, wire.encode_json(state), b""])
 
-    def event(self, event: dict) -> None:
-        self._send([wire.TOPIC_EVENT, wire.encode_json(event), b""])
+    def event(self, event: dict, body: bytes = b"") -> None:
+        self._send([wire.TOPIC_EVENT, wire.encode_json(event), body])

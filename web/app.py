@@ -18,9 +18,14 @@ from pathlib import Path
 from tornado import httpserver, netutil, web
 from tornado.ioloop import PeriodicCallback
 
-from web.handlers import (CommandHandler, HealthHandler, IndexHandler, SnapshotHandler,
-                          StateHandler)
+from web.auth import AuthConfig, cookie_secret
+from web.base import WebContext
+from web.handlers import (AuthStaticHandler, CommandHandler, EventSnapshotHandler,
+                          EventsHandler, HealthHandler, IndexHandler, LoginHandler,
+                          LogoutHandler, ModulesHandler, SnapshotHandler, StateHandler,
+                          worker_state)
 from web.hub import NodeLink
+from web.live import EventLog, LiveHub, LiveSocket
 from web.stream import Fanout, StreamHandler
 
 log = logging.getLogger(__name__)
@@ -29,17 +34,25 @@ HERE = Path(__file__).resolve().parent
 MAX_BODY = 256 * 1024
 
 
-def make_app(link: NodeLink, fanout: Fanout) -> web.Application:
-    deps = {"link": link, "fanout": fanout}
+def make_app(ctx: WebContext, secret: str) -> web.Application:
+    deps = {"ctx": ctx}
     return web.Application([
         (r"/", IndexHandler, deps),
-        (r"/stream\.mjpg", StreamHandler, {"fanout": fanout}),
+        (r"/login", LoginHandler, deps),
+        (r"/logout", LogoutHandler, deps),
+        (r"/stream\.mjpg", StreamHandler, deps),
         (r"/snapshot\.jpg", SnapshotHandler, deps),
         (r"/api/state", StateHandler, deps),
+        (r"/api/modules", ModulesHandler, deps),
+        (r"/api/events", EventsHandler, deps),
+        (r"/api/events/(\d+)\.jpg", EventSnapshotHandler, deps),
         (r"/api/([a-z_]+/[a-z_]+)", CommandHandler, deps),
+        (r"/ws", LiveSocket, deps),
         (r"/healthz", HealthHandler, deps),
     ], template_path=str(HERE / "static"), static_path=str(HERE / "static"),
-        compress_response=False, xsrf_cookies=False)
+        static_handler_class=AuthStaticHandler, static_handler_args={"ctx": ctx},
+        cookie_secret=secret, xsrf_cookies=True,
+        xsrf_cookie_kwargs={"samesite": "Strict"}, compress_response=False)
 
 
 async def serve(publish: str, command: str, sockets: list[socket.socket],
@@ -47,9 +60,16 @@ async def serve(publish: str, command: str, sockets: list[socket.socket],
     """Serve until SIGINT/SIGTERM; then close viewers and sockets and return."""
     link = NodeLink(publish, command)
     fanout = Fanout(link, max_clients)
+    events = EventLog()
+    ctx = WebContext(link, fanout, AuthConfig.from_env(), events, LiveHub(events))
+    link.state_listeners.append(lambda state: ctx.live.on_state(worker_state(ctx)))
+    link.event_listeners.append(ctx.live.on_event)
     link.start()
     fanout.start()
-    server = httpserver.HTTPServer(make_app(link, fanout), max_body_size=MAX_BODY,
+    if ctx.auth.enabled:
+        log.info("web login required (user %s)%s", ctx.auth.user,
+                 f", {len(ctx.auth.tokens)} API token(s)" if ctx.auth.tokens else "")
+    server = httpserver.HTTPServer(make_app(ctx, cookie_secret(None)), max_body_size=MAX_BODY,
                                    idle_connection_timeout=60, xheaders=False)
     server.add_sockets(sockets)
 
@@ -74,6 +94,7 @@ async def serve(publish: str, command: str, sockets: list[socket.socket],
     sampler.stop()
     server.stop()
     fanout.close_all()
+    ctx.live.close_all()
     await server.close_all_connections()
     link.stop()
 

@@ -1,22 +1,23 @@
-"""HTTP handlers other than the stream: page, snapshot, state, commands, health.
+"""HTTP handlers other than the stream: page, login, snapshot, state, commands, events.
 
 Every handler runs on the worker's loop thread and answers from what the worker already
-holds (newest frame, newest state), so nothing hangs when the node is stopped or gone;
-commands go to the node's dispatcher with a timeout. State changes only by POST.
+holds (newest frame, newest state, recent events), so nothing hangs when the node is
+stopped or gone; commands go to the node's dispatcher with a timeout. State changes
+only by POST.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import collections
 import logging
 import os
 import time
-from typing import Any
 
 from tornado import web
 
-from web.hub import NodeLink
-from web.stream import Fanout
+from web.auth import SESSION_COOKIE, SESSION_DAYS
+from web.base import BaseHandler, WebContext
 
 log = logging.getLogger(__name__)
 
@@ -27,27 +28,14 @@ HTTP_STATUS = {"ok": 200, "invalid_json": 400, "validation_failed": 400,
 
 # Commands the REST API forwards; internal ones (worker reports) are not reachable.
 PUBLIC_COMMANDS = {"pipeline/start", "pipeline/stop", "pipeline/restart", "module/set",
-                   "state/get", "roi/add", "roi/update", "roi/delete", "roi/replace",
-                   "roi/get", "snapshot"}
-
-
-class BaseHandler(web.RequestHandler):
-    def initialize(self, link: NodeLink, fanout: Fanout) -> None:
-        self.link = link
-        self.fanout = fanout
-
-    def set_default_headers(self) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Cache-Control", "no-store")
-
-    def write_json(self, obj: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(obj))
+                   "module/list", "state/get", "roi/add", "roi/update", "roi/delete",
+                   "roi/replace", "roi/get", "snapshot"}
 
 
 class SnapshotHandler(BaseHandler):
     """GET /snapshot.jpg: the newest frame this worker has (the same JPEG viewers get)."""
+
+    basic_auth_allowed = True
 
     def get(self) -> None:
         frame = self.link.frame
@@ -66,10 +54,11 @@ class StateHandler(BaseHandler):
     """GET /api/state: the node's newest state plus this worker's viewers."""
 
     def get(self) -> None:
-        self.write_json(worker_state(self.link, self.fanout))
+        self.write_json(worker_state(self.ctx, self.current_user))
 
 
-def worker_state(link: NodeLink, fanout: Fanout) -> dict:
+def worker_state(ctx: WebContext, user: str | None = None) -> dict:
+    link, fanout = ctx.link, ctx.fanout
     state = dict(link.state) if link.node_reachable else {
         "pipeline": "unknown", "last_error": "node not reachable"}
     frame = link.frame
@@ -81,12 +70,16 @@ def worker_state(link: NodeLink, fanout: Fanout) -> dict:
     }
     state["worker"] = {"pid": os.getpid(), "viewers": len(fanout.clients),
                        "clients": fanout.describe()}
+    state["auth"] = {"enabled": ctx.auth.enabled,
+                     "user": user if ctx.auth.enabled else None}
     state.setdefault("viewers", len(fanout.clients))
     return state
 
 
 class HealthHandler(BaseHandler):
     """GET /healthz: 200 while the worker gets state from the node, else 503."""
+
+    public = True
 
     def get(self) -> None:
         ok = self.link.node_reachable
@@ -98,22 +91,18 @@ class CommandHandler(BaseHandler):
     """POST /api/<command> (e.g. /api/pipeline/start): the dispatcher's envelope back.
 
     A JSON content type is required: browsers cannot send one cross-site without a CORS
-    preflight, which we never grant, so another site cannot drive the camera.
+    preflight, which we never grant.
     """
 
     async def post(self, command: str) -> None:
         if command not in PUBLIC_COMMANDS:
-            self.write_json({"id": None, "command": command, "status": "error",
-                             "error": {"code": "unknown_command",
-                                       "message": f"unknown command {command!r}",
-                                       "details": []}}, 404)
+            self.write_json(_error(command, "unknown_command", f"unknown command {command!r}"),
+                            404)
             return
         ctype = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
-            self.write_json({"id": None, "command": command, "status": "error",
-                             "error": {"code": "invalid_json",
-                                       "message": "Content-Type must be application/json",
-                                       "details": []}}, 415)
+            self.write_json(_error(command, "invalid_json",
+                                   "Content-Type must be application/json"), 415)
             return
         body = self.request.body.decode("utf-8", "replace")
         reply = await self.link.command(command, body)
@@ -121,9 +110,114 @@ class CommandHandler(BaseHandler):
         self.write_json(reply, HTTP_STATUS.get(code, 500))
 
 
+def _error(command: str, code: str, message: str) -> dict:
+    return {"id": None, "command": command, "status": "error",
+            "error": {"code": code, "message": message, "details": []}}
+
+
+class ModulesHandler(BaseHandler):
+    """GET /api/modules: module names with their parameter schemas (for the page's form)."""
+
+    async def get(self) -> None:
+        reply = await self.link.command("module/list", {})
+        if reply.get("status") != "ok":
+            self.write_json(reply, HTTP_STATUS.get(reply["error"]["code"], 500))
+            return
+        self.write_json(reply["data"])
+
+
+class EventsHandler(BaseHandler):
+    """GET /api/events: the recent detection events this worker has seen."""
+
+    def get(self) -> None:
+        self.write_json({"events": self.ctx.events.recent()})
+
+
+class EventSnapshotHandler(BaseHandler):
+    """GET /api/events/<n>.jpg: the snapshot taken when an event started."""
+
+    def get(self, key: str) -> None:
+        jpeg = self.ctx.events.snapshots.get(int(key))
+        if jpeg is None:
+            raise web.HTTPError(404)
+        self.set_header("Content-Type", "image/jpeg")
+        self.set_header("Cache-Control", "private, max-age=3600")
+        self.finish(jpeg)
+
+
 class IndexHandler(BaseHandler):
     def get(self) -> None:
+        self.xsrf_token  # sets the _xsrf cookie the page sends back on every POST
         self.set_header("Content-Security-Policy",
                         "default-src 'self'; img-src 'self' data: blob:; "
                         "connect-src 'self'; frame-ancestors 'none'")
         self.render("index.html")
+
+
+class LoginHandler(BaseHandler):
+    """GET/POST /login. Failed attempts from one address are slowed down."""
+
+    public = True
+    _failures: collections.Counter = collections.Counter()
+
+    def get(self) -> None:
+        if not self.auth.enabled:
+            self.redirect("/")
+            return
+        self._page(None)
+
+    def _page(self, error: str | None, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Security-Policy", "default-src 'self'; style-src 'self' "
+                        "'unsafe-inline'; frame-ancestors 'none'")
+        self.render("login.html", error=error, next_url=self._next())
+
+    def _next(self) -> str:
+        nxt = self.get_argument("next", "/")
+        return nxt if nxt.startswith("/") and not nxt.startswith("//") else "/"
+
+    async def post(self) -> None:
+        ip = self.request.remote_ip or "?"
+        if self._failures[ip]:
+            await asyncio.sleep(min(5.0, 0.5 * self._failures[ip]))
+        user = self.get_body_argument("username", "")
+        password = self.get_body_argument("password", "")
+        if not self.auth.check_password(user, password):
+            self._failures[ip] += 1
+            log.warning("failed login for %r from %s", user, ip)
+            self._page("Wrong user name or password.", 401)
+            return
+        self._failures.pop(ip, None)
+        self.set_signed_cookie(SESSION_COOKIE, user, expires_days=SESSION_DAYS,
+                               httponly=True, samesite="Strict")
+        log.info("%s logged in from %s", user, ip)
+        self.redirect(self._next())
+
+
+class LogoutHandler(BaseHandler):
+    public = True
+
+    def post(self) -> None:
+        self.clear_cookie(SESSION_COOKIE)
+        if self.request.headers.get("Content-Type", "").startswith("application/json"):
+            self.write_json({"status": "ok"})
+        else:
+            self.redirect("/login")
+
+
+class AuthStaticHandler(web.StaticFileHandler):
+    """Page assets: behind the same login as the page when auth is on."""
+
+    def initialize(self, path: str, ctx: WebContext) -> None:
+        super().initialize(path)
+        self.ctx = ctx
+
+    def get_current_user(self) -> str | None:
+        if not self.ctx.auth.enabled:
+            return "anonymous"
+        user = self.get_signed_cookie(SESSION_COOKIE, max_age_days=SESSION_DAYS)
+        return user.decode() if user else None
+
+    def prepare(self) -> None:
+        if not self.current_user:
+            raise web.HTTPError(401)

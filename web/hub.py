@@ -62,7 +62,7 @@ class NodeLink:
         self.frames_received = 0
         self.frame_listeners: list[Callable[[Frame], None]] = []
         self.state_listeners: list[Callable[[dict], None]] = []
-        self.event_listeners: list[Callable[[dict], None]] = []
+        self.event_listeners: list[Callable[[dict, bytes], None]] = []
 
     # -- lifetime -----------------------------------------------------------------------
     def start(self) -> None:
@@ -115,7 +115,7 @@ class NodeLink:
             elif topic == wire.TOPIC_STATE:
                 self._on_state(head)
             elif topic == wire.TOPIC_EVENT:
-                self._on_event(head)
+                self._on_event(head, body)
         if newest is not None:
             header = wire.FrameHeader.decode(newest[0])
             jpeg = newest[1]
@@ -134,13 +134,13 @@ class NodeLink:
         for cb in self.state_listeners:
             cb(self.state)
 
-    def _on_event(self, raw: bytes) -> None:
+    def _on_event(self, raw: bytes, body: bytes) -> None:
         try:
             event = json.loads(raw)
         except ValueError:
             return
         for cb in self.event_listeners:
-            cb(event)
+            cb(event, body)
 
     # -- commands -----------------------------------------------------------------------
     async def command(self, command: str, payload: Any, timeout: float = 5.0) -> dict:

@@ -19,8 +19,7 @@ import logging
 import socket
 import time
 
-from tornado import web
-
+from web.base import BaseHandler
 from web.hub import BOUNDARY, Frame, NodeLink
 
 log = logging.getLogger(__name__)
@@ -205,11 +204,13 @@ class Fanout:
             client.close(None)
 
 
-class StreamHandler(web.RequestHandler):
-    """GET /stream.mjpg: hands the connection to the fan-out and leaves Tornado."""
+class StreamHandler(BaseHandler):
+    """GET /stream.mjpg: hands the connection to the fan-out and leaves Tornado.
 
-    def initialize(self, fanout: Fanout) -> None:
-        self.fanout = fanout
+    HTTP Basic is accepted here (and on the snapshot) for Home Assistant's MJPEG camera.
+    """
+
+    basic_auth_allowed = True
 
     def get(self) -> None:
         if len(self.fanout.clients) >= self.fanout.max_clients:

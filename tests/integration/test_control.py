@@ -101,9 +101,9 @@ def test_module_switch_at_run_time_without_restarting_the_camera(run_node, tmp_p
     status, reply = post_command(node.url, "module/set", {"name": "paint_red"})
     assert status == 200, reply
     wait_for(lambda: _mostly(_snapshot(node.url), (0, 0, 255)), what="red frames")
-    state = node.state()
-    assert state["module"] == "paint_red"
-    assert state["source"]["reconnects"] == 0 and state["frames"]["captured"] > frames_before
+    state = wait_for(lambda: (s := node.state())["frames"]["captured"] > frames_before + 5
+                     and s, what="capture going on")
+    assert state["module"] == "paint_red" and state["source"]["reconnects"] == 0
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["pipeline"]["module"] == "paint_red"  # kept across restarts
     status, reply = post_command(node.url, "module/set", {"name": "passthrough"})
