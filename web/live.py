@@ -139,10 +139,11 @@ class LiveSocket(websocket.WebSocketHandler):
         return super().get(*args, **kwargs)
 
     def open(self) -> None:
+        from web.handlers import worker_state
+
         self.ctx.live.sockets.add(self)
-        state = self.ctx.link.state
-        if state:
-            self.send(json.dumps({"type": "state", "data": state}), False)
+        state = worker_state(self.ctx, self.current_user)
+        self.send(json.dumps({"type": "state", "data": state}), False)
 
     def on_message(self, message) -> None:
         pass  # commands go through POST /api/<command>, with XSRF protection

@@ -43,16 +43,17 @@ def wait_for(cond: Callable[[], object], timeout: float = 10.0, interval: float 
 class Camnode:
     """One `camnode ...` process; output collected by a thread; stopped by the fixture."""
 
-    def __init__(self, args: list[str], cwd: Path):
+    def __init__(self, args: list[str], cwd: Path, env: dict | None = None):
         self.args = args
         self.cwd = cwd
+        self.extra_env = env or {}
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self.proc: subprocess.Popen | None = None
         self.url = ""
 
     def start(self) -> "Camnode":
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.extra_env)
         self.proc = subprocess.Popen([sys.executable, "-m", "node.cli", *self.args],
                                      cwd=self.cwd, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True,
@@ -92,7 +93,7 @@ class Camnode:
     def wait_ready(self) -> "Camnode":
         m = self.wait_line(r"is running: open (http://127\.0\.0\.1:\d+)/")
         self.url = m.group(1)
-        wait_for(lambda: get_json(self.url + "/api/state").get("node_reachable"),
+        wait_for(lambda: request(self.url + "/healthz")[0] == 200,
                  what="web worker to receive the node's state")
         return self
 
@@ -158,8 +159,8 @@ def camnode(tmp_path: Path):
     """Factory: camnode("run", "--config", path) -> started Camnode; all killed at the end."""
     started: list[Camnode] = []
 
-    def start(*args: str) -> Camnode:
-        c = Camnode(list(args), ROOT).start()
+    def start(*args: str, env: dict | None = None) -> Camnode:
+        c = Camnode(list(args), ROOT, env).start()
         started.append(c)
         return c
 
@@ -171,9 +172,9 @@ def camnode(tmp_path: Path):
 @pytest.fixture
 def run_node(camnode, write_config):
     """Start `camnode run` with the base config plus `changes`, ready to use."""
-    def run(changes: dict | None = None, *extra: str) -> Camnode:
+    def run(changes: dict | None = None, *extra: str, env: dict | None = None) -> Camnode:
         cfg = write_config(changes)
-        return camnode("run", "--config", str(cfg), *extra).wait_ready()
+        return camnode("run", "--config", str(cfg), *extra, env=env).wait_ready()
     return run
 
 
