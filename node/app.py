@@ -78,6 +78,7 @@ class Node:
         self._started_at = time.time()
         self.last_error: str | None = None
         self._viewers: dict[str, tuple] = {}
+        self._bytes_sent: dict[str, int] = {}
 
     def start(self) -> None:
         cfg = self.store.config
@@ -163,10 +164,11 @@ class Node:
         self._changed.set()
 
     def viewers_report(self, worker: str, viewers: int, fps_min: float | None,
-                       fps_median: float | None) -> None:
+                       fps_median: float | None, bytes_sent: int = 0) -> None:
         """A web worker's viewers (dispatcher thread, every second per worker)."""
         before = self._viewers.get(worker, (0, None))[1]
         self._viewers[worker] = (time.monotonic(), viewers, fps_min, fps_median)
+        self._bytes_sent[worker] = bytes_sent  # kept after a worker goes: a counter
         if viewers != before:
             self.notify()
 
@@ -207,6 +209,10 @@ class Node:
             "detections": self.events.state(),
             "rois_version": cfg.rois_version,
             "rois": cfg.rois,
+            "bytes_sent": sum(self._bytes_sent.values()),
+            "metrics": {"processing_seconds": self.pipeline.proc_hist.snapshot(),
+                        "encode_seconds": self.pipeline.encode_hist.snapshot(),
+                        "events": self.events.events_sent},
             "colours": {**{k: list(v) for k, v in DEFAULT_COLOURS.items()},
                         **{k: list(v) for k, v in cfg.colours.items()}},
             "time": time.time(),

@@ -22,6 +22,7 @@ from node import wire
 from node.capture import STATUS_OK, STATUS_STOPPED, Capture
 from node.config import CameraConfig
 from node.loader import Processor
+from node.metrics import Histogram
 from node.publisher import Publisher
 from node.sources import make_source
 from node.stamp import placeholder, stamp
@@ -60,6 +61,8 @@ class Pipeline:
         self._times = collections.deque(maxlen=60)
         self._proc_ms = collections.deque(maxlen=300)
         self._encode_ms = collections.deque(maxlen=300)
+        self.proc_hist = Histogram()
+        self.encode_hist = Histogram()
         self._captured_before = 0
         self._reconnects_before = 0
 
@@ -208,6 +211,7 @@ class Pipeline:
         result = processor.process(image)
         t1 = time.perf_counter()
         self._proc_ms.append((t1 - t0) * 1000)
+        self.proc_hist.observe(t1 - t0)
         if result.frame is None:
             self.module_dropped += 1
             return
@@ -218,7 +222,9 @@ class Pipeline:
         if self.stamp_frames:
             stamp(out, processor.name, ts, self._fps(), result.error or self._module_error)
         jpeg = self._publish(out, ts, processor.name, wire.KIND_LIVE)
-        self._encode_ms.append((time.perf_counter() - t1) * 1000)
+        t2 = time.perf_counter()
+        self._encode_ms.append((t2 - t1) * 1000)
+        self.encode_hist.observe(t2 - t1)
         if jpeg is not None and self._on_frame is not None:
             self._on_frame(result.detections, ts, jpeg, out.shape[1], out.shape[0])
 

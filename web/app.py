@@ -22,8 +22,8 @@ from web.auth import AuthConfig, cookie_secret
 from web.base import WebContext
 from web.handlers import (AuthStaticHandler, CommandHandler, EventSnapshotHandler,
                           EventsHandler, HealthHandler, IndexHandler, LoginHandler,
-                          LogoutHandler, ModulesHandler, SnapshotHandler, StateHandler,
-                          worker_state)
+                          LogoutHandler, MetricsHandler, ModulesHandler, SnapshotHandler,
+                          StateHandler, worker_state)
 from web.hub import NodeLink
 from web.live import EventLog, LiveHub, LiveSocket
 from web.stream import Fanout, StreamHandler
@@ -49,6 +49,7 @@ def make_app(ctx: WebContext, secret: str) -> web.Application:
         (r"/api/([a-z_]+/[a-z_]+)", CommandHandler, deps),
         (r"/ws", LiveSocket, deps),
         (r"/healthz", HealthHandler, deps),
+        (r"/metrics", MetricsHandler, deps),
     ], template_path=str(HERE / "static"), static_path=str(HERE / "static"),
         static_handler_class=AuthStaticHandler, static_handler_args={"ctx": ctx},
         cookie_secret=secret, xsrf_cookies=True,
@@ -79,6 +80,7 @@ async def serve(publish: str, command: str, sockets: list[socket.socket],
         await link.command("viewers/report", {
             "worker": f"{socket.gethostname()}:{os.getpid()}",
             "viewers": len(fanout.clients),
+            "bytes_sent": fanout.bytes_sent,
             "fps_min": fps[0] if fps else None,
             "fps_median": fps[len(fps) // 2] if fps else None}, timeout=2.0)
 

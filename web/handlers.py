@@ -16,6 +16,7 @@ import time
 
 from tornado import web
 
+from node import metrics
 from web.auth import SESSION_COOKIE, SESSION_DAYS
 from web.base import BaseHandler, WebContext
 
@@ -221,3 +222,14 @@ class AuthStaticHandler(web.StaticFileHandler):
     def prepare(self) -> None:
         if not self.current_user:
             raise web.HTTPError(401)
+
+
+class MetricsHandler(BaseHandler):
+    """GET /metrics: Prometheus text format (behind the login when auth is on: give
+    Prometheus an API token as its bearer token)."""
+
+    def get(self) -> None:
+        worker = {"viewers": len(self.fanout.clients), "bytes_sent": self.fanout.bytes_sent,
+                  "clients_served": self.fanout.total_served}
+        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.finish(metrics.render(self.link.state, worker, self.link.node_reachable))

@@ -163,6 +163,7 @@ class Fanout:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.total_served = 0
         self.fps: dict[int, float] = {}
+        self.bytes_closed = 0  # bytes sent to clients that have gone (for the counter)
 
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -187,13 +188,18 @@ class Fanout:
         return client
 
     def remove(self, client: StreamClient) -> None:
-        self.clients.pop(client.id, None)
+        if self.clients.pop(client.id, None) is not None:
+            self.bytes_closed += client.bytes
         self.fps.pop(client.id, None)
 
     def sample(self) -> None:
         """Called every second by the worker to refresh per-client fps."""
         now = time.monotonic()
         self.fps = {cid: c.sample_fps(now) for cid, c in self.clients.items()}
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.bytes_closed + sum(c.bytes for c in self.clients.values())
 
     def describe(self, limit: int = 100) -> list[dict]:
         return [c.describe(self.fps.get(cid, 0.0))

@@ -1,66 +1,224 @@
-// camnode page: controls post commands to /api/<command>; state refreshes every second.
+// camnode page: the live stream with the node's state beside it, controls, the module
+// form, the ROI editor and recent events. State arrives over the /ws WebSocket (pushed by
+// the node on every change); the page never polls. After each (re)connection it reads
+// /api/state, the ROIs and /api/events once, so nothing missed while offline stays stale.
 "use strict";
-const $ = (id) => document.getElementById(id);
+import { $, toast, describeError } from "./dom.js";
+import { api, getJSON, goLogin, LiveSocket, xsrfToken } from "./net.js";
+import { RoiEditor } from "./roi-editor.js";
+import { EventList } from "./events.js";
+import { ModuleForm } from "./module-form.js";
 
-async function command(name, payload = {}) {
-  const res = await fetch(`/api/${name}`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(payload),
-  });
-  const reply = await res.json();
-  const msg = $("message");
-  if (reply.status === "ok") {
-    msg.textContent = `${name}: ok`;
-    msg.className = "";
-    if (reply.data) show(reply.data);
-  } else {
-    const details = (reply.error.details || []).map((d) => `${d.path}: ${d.reason}`).join("; ");
-    msg.textContent = `${name}: ${reply.error.message}${details ? " (" + details + ")" : ""}`;
-    msg.className = "bad";
-  }
-  return reply;
+const roiEditor = new RoiEditor();
+const moduleForm = new ModuleForm();
+const eventList = new EventList();
+let state = {};
+let socketOpen = false;
+let everConnected = false;
+
+// -- the state panel ------------------------------------------------------------------------
+function setText(id, text, cls) {
+  const node = $(id);
+  node.textContent = text;
+  if (cls !== undefined) node.className = cls;
 }
 
-function show(s) {
+function showState(s) {
+  state = s;
+  document.title = s.name ? `${s.name} — camnode` : "camnode";
   $("title").textContent = s.name || "camnode";
-  const reach = $("reach");
-  reach.textContent = s.node_reachable === false ? "node unreachable" : s.pipeline;
-  reach.className = "pill " + (s.pipeline === "running" ? "ok" : "bad");
-  $("s-pipeline").textContent = s.pipeline;
-  $("s-module").textContent = s.module || "–";
+  const pipeline = s.pipeline || "unknown";
+  setText("s-pipeline", pipeline, `v ${pipeline === "running" ? "good" : pipeline === "stopped" ? "warn" : "bad"}`);
+  const kind = s.stream ? s.stream.frame_kind : null;
+  setText("s-frame", { live: "live", nosignal: "no signal", stopped: "stopped" }[kind] || "none yet",
+    `v ${kind === "live" ? "good" : kind === "stopped" ? "warn" : "bad"}`);
+  setText("s-module", s.module ? s.module + (s.module_error ? ` (failed: ${s.module_error})` : "") : "–",
+    s.module_error ? "v bad" : "v");
   const src = s.source || {};
-  $("s-source").textContent = src.status ? `${src.spec}: ${src.status}${src.detail ? " (" + src.detail + ")" : ""}` : "–";
-  $("s-fps").textContent = s.fps != null ? s.fps.toFixed(1) : "–";
-  $("s-viewers").textContent = s.viewers != null ? s.viewers : "–";
-  $("s-error").textContent = s.last_error || "–";
+  setText("s-source", src.spec ? `${src.spec}: ${src.status}${src.detail ? ` (${src.detail})` : ""}` : "–",
+    `v ${src.status === "ok" ? "" : src.status === "stopped" ? "warn" : "bad"}`);
+  setText("s-fps", typeof s.fps === "number" ? s.fps.toFixed(1) : "–");
+  setText("s-viewers", s.viewers != null ? String(s.viewers) : "–");
   const mq = s.mqtt || {};
-  $("s-mqtt").textContent = mq.connected ? `connected to ${mq.broker}`
-    : mq.enabled ? `not connected to ${mq.broker}${mq.last_error ? " (" + mq.last_error + ")" : ""}`
-    : (mq.last_error || "off");
-  const sel = $("module");
-  const mods = s.modules || [];
-  if (sel.dataset.list !== mods.join(",")) {
-    sel.innerHTML = "";
-    for (const m of mods) sel.add(new Option(m, m));
-    sel.dataset.list = mods.join(",");
-  }
-  if (document.activeElement !== sel && s.module) sel.value = s.module;
+  setText("s-mqtt", mq.connected ? `connected${mq.broker ? ` to ${mq.broker}` : ""}`
+    : mq.enabled ? `not connected${mq.broker ? ` to ${mq.broker}` : ""}${mq.last_error ? ` (${mq.last_error})` : ""}`
+    : (mq.last_error || "off"), `v ${mq.connected ? "good" : mq.enabled ? "bad" : ""}`);
+  if (s.detections) showMotion(Boolean(s.detections.motion));
+  setText("s-error", s.last_error || "–", s.last_error ? "v bad" : "v");
+
+  // Controls: say what can be done now (both enabled when the node is not reachable).
+  $("start").disabled = pipeline === "running";
+  $("stop").disabled = pipeline === "stopped";
+
+  if (s.width && s.height) $("frame").style.setProperty("--ar", String(s.width / s.height));
+  showBadge();
+  showAuth(s.auth);
+  moduleForm.update(s);
+  roiEditor.setColours(s.colours);
+  if (s.rois) roiEditor.setServer(s.rois_version, s.rois);
+  const occ = s.detections && s.detections.occupancy;
+  if (occ) for (const [name, o] of Object.entries(occ)) roiEditor.setOccupancy(name, o.occupied);
+  showHeaderPill();
 }
 
-async function refresh() {
+function showMotion(on) {
+  setText("s-motion", on ? "motion" : "still", `v ${on ? "warn" : ""}`);
+}
+
+// The word over the picture when it is not the live camera.
+function showBadge() {
+  const badge = $("badge");
+  const kind = state.stream ? state.stream.frame_kind : null;
+  let text = "";
+  let detail = "";
+  if (!socketOpen && everConnected) text = "connection lost";
+  else if (state.node_reachable === false) text = "node unreachable";
+  else if (state.pipeline === "stopped" || kind === "stopped") text = "stopped";
+  else if (kind === "nosignal") {
+    text = "no signal";
+    detail = state.source && state.source.detail ? state.source.detail : "";
+  }
+  badge.hidden = !text;
+  badge.dataset.kind = text.replace(/ /g, "-");
+  $("badge-text").textContent = text;
+  $("badge-detail").textContent = detail;
+  $("frame").classList.toggle("dim", Boolean(text));
+}
+
+function showHeaderPill(retryIn) {
+  const pill = $("conn");
+  if (!socketOpen) {
+    pill.textContent = !everConnected ? "connecting…"
+      : retryIn !== undefined ? `connection lost — retrying in ${Math.max(1, Math.round(retryIn))} s`
+      : "connection lost — reconnecting…";
+    pill.className = everConnected ? "pill bad" : "pill";
+  } else if (state.node_reachable === false) {
+    pill.textContent = "node unreachable";
+    pill.className = "pill bad";
+  } else {
+    pill.textContent = state.pipeline === "running" ? "live" : state.pipeline || "…";
+    pill.className = `pill ${state.pipeline === "running" ? "good" : "warn"}`;
+  }
+}
+
+function showAuth(auth) {
+  const on = Boolean(auth && auth.enabled);
+  $("logout").hidden = !on;
+  $("user").hidden = !on;
+  $("user").textContent = on && auth.user ? auth.user : "";
+}
+
+// -- the live socket ------------------------------------------------------------------------
+function onMessage(msg) {
+  const d = msg.data || {};
+  switch (msg.type) {
+    case "state": showState(d); break;
+    case "rois": roiEditor.setServer(d.version, d.rois); break;
+    case "event": eventList.add(d); break;
+    case "occupancy": roiEditor.setOccupancy(d.roi, d.occupied); break;
+    case "motion": showMotion(Boolean(d.on)); break;
+    default: break;  // newer server, older page: ignore what we do not know
+  }
+}
+
+async function onSocketStatus(status, retryIn) {
+  const wasLost = everConnected && !socketOpen;
+  socketOpen = status === "open";
+  if (socketOpen) {
+    everConnected = true;
+    if (wasLost) restartStream();   // the web server may have restarted under us
+    resync();
+  } else if (status === "lost" && everConnected) {
+    // A closed socket may mean our login ended: then the API says 401 and we go to /login.
+    getJSON("/api/state");
+  }
+  showBadge();
+  showHeaderPill(retryIn);
+}
+
+// One read of everything after (re)connecting; the socket carries changes from then on.
+async function resync() {
+  const [s, rois, events] = await Promise.all([
+    getJSON("/api/state"), api("roi/get"), getJSON("/api/events")]);
+  if (s) showState(s);
+  if (rois.status === "ok") roiEditor.setServer(rois.data.version, rois.data.rois);
+  if (events && Array.isArray(events.events)) eventList.load(events.events);
+}
+
+// -- the stream -------------------------------------------------------------------------------
+// The <img> holds one long MJPEG response. If it breaks (web server restarted) we
+// reconnect with back-off; while the tab is hidden we close it so a phone in a pocket
+// does not keep pulling frames (and the node's viewer count stays honest).
+const BLANK = "data:image/gif;base64,R0lGODlhAQABAAAAACw=";
+let streamDelay = 1;
+let streamTimer = null;
+let streamPaused = false;
+
+function restartStream() {
+  clearTimeout(streamTimer);
+  if (streamPaused) return;
+  $("stream").src = `/stream.mjpg?t=${Date.now()}`;
+}
+
+function setupStream() {
+  const img = $("stream");
+  img.addEventListener("load", () => {
+    if (!img.src.startsWith("data:")) streamDelay = 1;
+  });
+  img.addEventListener("error", () => {
+    if (streamPaused || img.src.startsWith("data:")) return;
+    clearTimeout(streamTimer);
+    streamTimer = setTimeout(restartStream, streamDelay * 1000);
+    streamDelay = Math.min(streamDelay * 2, 10);
+  });
+  document.addEventListener("visibilitychange", () => {
+    streamPaused = document.visibilityState === "hidden";
+    if (streamPaused) {
+      clearTimeout(streamTimer);
+      img.src = BLANK;
+    } else {
+      restartStream();
+    }
+  });
+  img.src = "/stream.mjpg";
+}
+
+// -- controls -------------------------------------------------------------------------------
+async function runCommand(button, command) {
+  button.disabled = true;
+  button.classList.add("busy");
+  const reply = await api(command);
+  button.classList.remove("busy");
+  button.disabled = false;
+  if (reply.status === "ok") {
+    toast(`${command}: ok`);
+    if (reply.data && reply.data.pipeline) showState({ ...state, ...reply.data });
+  } else {
+    toast(`${command}: ${describeError(reply.error)}`, true);
+    showState(state);
+  }
+}
+
+async function logout() {
   try {
-    const res = await fetch("/api/state");
-    show(await res.json());
-  } catch (e) {
-    $("reach").textContent = "web server unreachable";
-    $("reach").className = "pill bad";
-  }
+    await fetch("/logout", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-XSRFToken": xsrfToken() },
+      body: "{}",
+    });
+  } catch (e) { /* gone anyway: the login page will tell */ }
+  goLogin();
 }
 
-$("start").addEventListener("click", () => command("pipeline/start"));
-$("stop").addEventListener("click", () => command("pipeline/stop"));
-$("restart").addEventListener("click", () => command("pipeline/restart"));
-$("module").addEventListener("change", (e) => command("module/set", { name: e.target.value }));
-refresh();
-setInterval(refresh, 1000);
+function setupControls() {
+  for (const [id, command] of [["start", "pipeline/start"], ["stop", "pipeline/stop"],
+                               ["restart", "pipeline/restart"]]) {
+    $(id).addEventListener("click", (e) => runCommand(e.currentTarget, command));
+  }
+  $("logout").addEventListener("click", logout);
+}
+
+setupControls();
+setupStream();
+moduleForm.loadSchemas();
+new LiveSocket("/ws", { onMessage, onStatus: onSocketStatus }).start();
