@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Debian packages the tests use, installed when missing (root or sudo).
-TEST_DEBS ?= mosquitto
+TEST_DEBS ?= mosquitto openssl systemd
 
 .PHONY: run test bench check-config clean
 

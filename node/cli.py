@@ -242,6 +242,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_install_service(args: argparse.Namespace) -> int:
+    from node.install import install, next_steps
+
+    try:
+        written = install(Path(args.output), args.user, Path(args.config))
+    except (OSError, FileNotFoundError) as exc:
+        print(f"camnode install-service: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    print(next_steps(args.user, Path(args.config).resolve()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="camnode", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"camnode {__version__}")
@@ -277,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--max-clients", type=int, default=2000)
     web.add_argument("--log-level", default="INFO")
     web.set_defaults(func=cmd_web)
+
+    inst = sub.add_parser("install-service", help="write systemd units for this installation")
+    inst.add_argument("--output", default="/etc/systemd/system", help="where (%(default)s)")
+    inst.add_argument("--user", default="camnode", help="service user (%(default)s)")
+    inst.add_argument("--config", default=DEFAULT_CONFIG, help="config to install (%(default)s)")
+    inst.set_defaults(func=cmd_install_service)
 
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
