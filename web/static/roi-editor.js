@@ -428,6 +428,7 @@ export class RoiEditor {
     if (selected) classes.push("selected");
     if (!ghost && this.errors.has(it.key)) classes.push("invalid");
     if (!ghost && this.occupied[it.name]) classes.push("occupied");
+    if (top < 6) classes.push("at-top");
     const box = el("div", { class: classes.join(" "), dataset: { key: it.key, name: it.name } },
       el("span", { class: "roi-label" }, ghost ? `${it.name} (yours)` : it.name));
     if ([left, top, it.right, it.bottom].every(Number.isFinite)) {
