@@ -44,3 +44,23 @@ def test_automation_topics_are_node_topics():
     text = (HA / "automations.yaml").read_text()
     topics = Topics.for_node("camnode", "porch")
     assert topics.events in text
+
+
+def test_prometheus_rules_use_metrics_the_node_exports():
+    from node.metrics import render
+
+    state = {"node_id": "porch", "pipeline": "running", "frames": {
+        "captured": 1, "published": 1, "skipped": 0, "dropped_by_module": 0}, "metrics": {
+        "processing_seconds": {"buckets": [[0.01, 1]], "sum": 0.001, "count": 1},
+        "encode_seconds": {"buckets": [[0.01, 1]], "sum": 0.001, "count": 1}},
+        "commands": {"ok": 1, "error": 0}, "source": {"reconnects": 0},
+        "mqtt": {"connected": True}, "fps": 30, "viewers": 1, "bytes_sent": 5,
+        "module_errors": 0}
+    text = render(state, {"viewers": 1, "bytes_sent": 5, "clients_served": 1}, True)
+    exported = set(re.findall(r"^(camnode_\w+?)(?:\{| )", text, flags=re.M))
+    rules = (HA.parent / "prometheus" / "camnode-alerts.yml").read_text()
+    used = set(re.findall(r"\b(camnode_\w+)", rules))
+    missing = {u for u in used if u not in exported}
+    assert used and not missing, missing
+    assert yaml.safe_load(rules)["groups"][0]["rules"]
+    assert yaml.safe_load((HA.parent / "prometheus" / "prometheus.yml").read_text())
