@@ -16,6 +16,8 @@ from typing import Callable
 
 import numpy as np
 
+from processors.common import draw_detections
+
 log = logging.getLogger(__name__)
 
 
@@ -55,6 +57,15 @@ class BackgroundDetector:
             if time.monotonic() - self._result_at > max_age:
                 return []
             return list(self._result)
+
+    def step(self, src: np.ndarray, draw: bool, colour: str) -> tuple[bool, list]:
+        """A whole `process_image` for a detector module: offer the frame, draw and
+        return the newest detections."""
+        self.submit(src)
+        detections = self.latest()
+        if draw:
+            draw_detections(src, detections, colour)
+        return True, detections
 
     def stats(self) -> dict:
         ms = sorted(self._ms)

@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 
 from processors.background import BackgroundDetector
-from processors.common import draw_detections
 
 PARAMS_SCHEMA = {
     "type": "object",
@@ -66,11 +65,7 @@ def detect(src: np.ndarray) -> list[dict]:
 def process_image(src: np.ndarray):
     if _worker is None:
         setup({})
-    _worker.submit(src)
-    detections = _worker.latest()
-    if _params["draw"]:
-        draw_detections(src, detections, "cyan")
-    return True, detections
+    return _worker.step(src, _params["draw"], "cyan")
 
 
 def status() -> dict:

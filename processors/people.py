@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 
 from processors.background import BackgroundDetector
-from processors.common import draw_detections
 
 PARAMS_SCHEMA = {
     "type": "object",
@@ -61,11 +60,7 @@ def detect(src: np.ndarray) -> list[dict]:
 def process_image(src: np.ndarray):
     if _worker is None:
         setup({})
-    _worker.submit(src)
-    detections = _worker.latest()
-    if _params["draw"]:
-        draw_detections(src, detections, "orange")
-    return True, detections
+    return _worker.step(src, _params["draw"], "orange")
 
 
 def status() -> dict:
