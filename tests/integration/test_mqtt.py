@@ -430,3 +430,21 @@ def test_tls_connection_verifies_the_broker(camnode, write_config, tmp_path):
         wait_for(lambda: node.state()["mqtt"]["connected"], timeout=15, what="TLS connection")
     finally:
         b.stop()
+
+
+@pytest.mark.parametrize("command, payload, check", [
+    ("pipeline/stop", {}, lambda d: d["pipeline"] == "stopped"),
+    ("pipeline/start", {}, lambda d: d["pipeline"] == "running"),
+    ("pipeline/restart", {}, lambda d: d["pipeline"] == "running"),
+    ("module/set", {"name": "motion", "params": {"sensitivity": 60}},
+     lambda d: d["module"] == "motion" and d["module_params"] == {"sensitivity": 60}),
+    ("module/list", {}, lambda d: {"name": "passthrough", "params_schema": None} in d),
+    ("roi/get", {}, lambda d: d["version"] == 0 and "door" in d["rois"]),
+    ("state/get", {}, lambda d: d["node_id"] == "test"),
+    ("snapshot", {}, lambda d: d["bytes"] > 1000),
+])
+def test_every_command_succeeds_over_mqtt(node_on, command, payload, check):
+    node, probe = node_on()
+    reply = probe.request(BASE, command, {"id": command, **payload})
+    assert reply["status"] == "ok" and reply["id"] == command and reply["command"] == command
+    assert check(reply["data"]), reply["data"]
