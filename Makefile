@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Debian packages the tests use, installed when missing (root or sudo).
-TEST_DEBS ?= mosquitto openssl systemd
+TEST_DEBS ?= mosquitto openssl systemd chromium fonts-dejavu-core
 
 .PHONY: run test bench check-config clean
 

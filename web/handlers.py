@@ -72,7 +72,7 @@ def worker_state(ctx: WebContext, user: str | None = None) -> dict:
     state["worker"] = {"pid": os.getpid(), "viewers": len(fanout.clients),
                        "clients": fanout.describe()}
     state["auth"] = {"enabled": ctx.auth.enabled,
-                     "user": user if ctx.auth.enabled else None}
+                     "user": (user or ctx.auth.user) if ctx.auth.enabled else None}
     state.setdefault("viewers", len(fanout.clients))
     return state
 
@@ -222,6 +222,12 @@ class AuthStaticHandler(web.StaticFileHandler):
     def prepare(self) -> None:
         if not self.current_user:
             raise web.HTTPError(401)
+
+    def set_extra_headers(self, path: str) -> None:
+        # Modules imported by app.js carry no ?v= hash: make browsers revalidate them, so
+        # an upgrade never mixes new and cached page scripts.
+        if not self.get_argument("v", None):
+            self.set_header("Cache-Control", "no-cache")
 
 
 class MetricsHandler(BaseHandler):

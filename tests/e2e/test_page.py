@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import open_page, read_config
+from tests.e2e.conftest import open_page, read_config, wait_js
 from tests.integration.conftest import wait_for
 from tests.integration.test_mqtt import RED_SHIRT
 
@@ -17,7 +17,7 @@ def test_page_shows_moving_video_and_the_state(run_node, page):
     node = run_node()
     open_page(page, node)
     img = page.locator("#stream")
-    page.wait_for_function("document.getElementById('stream').naturalWidth === 320")
+    wait_js(page, "document.getElementById('stream').naturalWidth === 320")
     first = img.screenshot()
     # The synthetic scene moves and the stamp's clock ticks: the picture must change.
     wait_for(lambda: img.screenshot() != first, timeout=10, what="the <img> to change")
@@ -120,8 +120,8 @@ def test_detection_events_appear_live_with_snapshots(run_node, page, tmp_path):
     # The snapshot taken when the object appeared is shown as a thumbnail.
     thumb = card.locator(".thumb img")
     expect(thumb).to_be_visible(timeout=15_000)
-    page.wait_for_function(
-        "document.querySelector('#events li.event .thumb img').naturalHeight === 120")
+    wait_js(page,
+            "document.querySelector('#events li.event .thumb img').naturalHeight === 120")
     # The walker crosses the door: the ROI lights up, and the event names it.
     expect(page.locator("#overlay .roi[data-name=door]")).to_have_class(
         re.compile("occupied"), timeout=30_000)
@@ -130,3 +130,29 @@ def test_detection_events_appear_live_with_snapshots(run_node, page, tmp_path):
     expect(page.locator("#events li.event.end").first).to_be_visible(timeout=30_000)
     expect(page.locator("#events li.event.end .tag").first).to_have_text("ended")
     expect(page.locator("#s-motion")).to_have_text(re.compile("motion|still"))
+
+
+def test_no_signal_is_shown_as_such(run_node, page, tmp_path):
+    node = run_node({"camera": {"source": str(tmp_path / "missing.mp4")}})
+    page.goto(node.url + "/")
+    expect(page.locator("#badge-text")).to_have_text("no signal", timeout=15_000)
+    expect(page.locator("#s-frame")).to_have_text("no signal")
+    expect(page.locator("#s-source")).to_contain_text("missing.mp4")
+
+
+def test_connection_lost_and_back(camnode, write_config, page):
+    from tests.integration.conftest import free_port
+    cfg = write_config({"web": {"port": free_port()}})
+    node = camnode("run", "--config", str(cfg)).wait_ready()
+    open_page(page, node)
+    assert node.stop() == 0
+    expect(page.locator("#conn")).to_contain_text("connection lost")
+    expect(page.locator("#badge-text")).to_have_text("connection lost")
+    # The same node back on the same port: the page reconnects by itself, video included.
+    again = camnode("run", "--config", str(cfg)).wait_ready()
+    assert again.url == node.url
+    expect(page.locator("#conn")).to_have_text("live", timeout=20_000)
+    expect(page.locator("#badge")).to_be_hidden()
+    img = page.locator("#stream")
+    first = img.screenshot()
+    wait_for(lambda: img.screenshot() != first, timeout=10, what="the video to move again")

@@ -55,9 +55,9 @@ def test_drawn_roi_is_saved_to_config_and_mqtt(node_with_broker, broker, probe_f
     expect(page.locator("#roi-status")).to_have_text("saved · version 0")
     page.click("#roi-edit")
     drag(page, "#overlay", (55, 20), (90, 70))
-    row = page.locator(".roi-row[data-name=roi_1]")
-    expect(row).to_be_visible()
+    expect(page.locator(".roi-row[data-name=roi_1]")).to_be_visible()
     expect(page.locator("#overlay .roi[data-name=roi_1]")).to_be_visible()
+    row = page.locator(f".roi-row[data-key={page.get_attribute('.roi-row[data-name=roi_1]', 'data-key')}]")
     assert abs(edge(row, "left") - 55) < 1.5 and abs(edge(row, "bottom") - 70) < 1.5
     expect(page.locator("#roi-status")).to_contain_text("unsaved")
     # Move it by its body, resize it by the bottom-right handle, then save.
@@ -95,10 +95,11 @@ def test_drawn_roi_is_saved_to_config_and_mqtt(node_with_broker, broker, probe_f
 def test_invalid_edit_shows_the_error_next_to_the_roi(run_node, page, config_path):
     node = run_node()
     open_page(page, node)
-    row = page.locator(".roi-row[data-name=door]")
+    key = page.get_attribute(".roi-row[data-name=door]", "data-key")
+    row = page.locator(f".roi-row[data-key={key}]")   # stays this row when renamed
     row.locator("[data-field=right]").fill("5")       # left is 10
     page.click("#roi-save")
-    error = row.locator(".field-error[data-field=right]")
+    error = row.locator(".field-error[data-error-for=right]")
     expect(error).to_contain_text("greater than left")
     expect(row.locator("[data-field=right]")).to_have_class(re.compile("invalid"))
     expect(page.locator("#overlay .roi[data-name=door]")).to_have_class(re.compile("invalid"))
@@ -109,7 +110,7 @@ def test_invalid_edit_shows_the_error_next_to_the_roi(run_node, page, config_pat
     expect(error).to_have_count(0)
     row.locator("[data-field=name]").fill("front door")
     page.click("#roi-save")
-    expect(row.locator(".field-error[data-field=name]")).to_be_visible()
+    expect(row.locator(".field-error[data-error-for=name]")).to_be_visible()
     row.locator("[data-field=name]").fill("front_door")
     page.click("#roi-save")
     expect(page.locator("#roi-status")).to_have_text("saved · version 1")
@@ -160,3 +161,49 @@ def test_conflicting_save_is_refused_and_the_edit_can_be_reapplied(run_node, pag
     expect(page.locator("#roi-status")).to_have_text("saved · version 2")
     cfg = read_config(config_path)
     assert cfg["rois"]["door"]["left"] == 12 and "other" in cfg["rois"]
+
+
+def test_deleting_an_roi(run_node, page, config_path):
+    node = run_node({"rois": {"door": {"left": 10, "top": 10, "right": 40, "bottom": 90},
+                              "gate": {"left": 50, "top": 10, "right": 90, "bottom": 50}}})
+    open_page(page, node)
+    page.click(".roi-row[data-name=door] .delete")
+    expect(page.locator(".roi-row[data-name=door]")).to_have_count(0)
+    expect(page.locator("#overlay .roi[data-name=door]")).to_have_count(0)
+    page.click("#roi-save")
+    expect(page.locator("#roi-status")).to_have_text("saved · version 1")
+    assert set(read_config(config_path)["rois"]) == {"gate"}
+    # Discard brings back what the node has.
+    page.click(".roi-row[data-name=gate] .delete")
+    page.click("#roi-discard")
+    expect(page.locator(".roi-row[data-name=gate]")).to_be_visible()
+    expect(page.locator("#roi-save")).to_be_disabled()
+
+
+def test_phone_layout_and_drawing_by_touch(run_node, new_page):
+    node = run_node()
+    page = new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                    is_mobile=True, has_touch=True)
+    open_page(page, node)
+    # One column, nothing wider than the screen.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    frame = page.locator("#frame").bounding_box()
+    assert frame["width"] > 330
+    page.click("#roi-edit")
+    box = page.locator("#overlay").bounding_box()
+    cdp = page.context.new_cdp_session(page)
+
+    def touch(kind: str, px: float, py: float) -> None:
+        points = [] if kind == "touchEnd" else [
+            {"x": box["x"] + box["width"] * px / 100, "y": box["y"] + box["height"] * py / 100}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    touch("touchStart", 50, 20)
+    for step in range(1, 9):
+        touch("touchMove", 50 + step * 5, 20 + step * 7)
+    touch("touchEnd", 90, 76)
+    row = page.locator(".roi-row[data-name=roi_1]")
+    expect(row).to_be_visible()
+    assert abs(float(row.locator("[data-field=right]").input_value()) - 90) < 1.5
+    assert abs(float(row.locator("[data-field=bottom]").input_value()) - 76) < 1.5
+    cdp.detach()

@@ -101,11 +101,15 @@ function showHeaderPill(retryIn) {
   }
 }
 
+// The state broadcast to every socket may not name this page's user (it is the same
+// message for all viewers): keep the name from the last message that had it.
+let knownUser = "";
 function showAuth(auth) {
   const on = Boolean(auth && auth.enabled);
+  if (on && auth.user) knownUser = auth.user;
   $("logout").hidden = !on;
-  $("user").hidden = !on;
-  $("user").textContent = on && auth.user ? auth.user : "";
+  $("user").hidden = !on || !knownUser;
+  $("user").textContent = on ? knownUser : "";
 }
 
 // -- the live socket ------------------------------------------------------------------------
@@ -132,6 +136,8 @@ async function onSocketStatus(status, retryIn) {
     // A closed socket may mean our login ended: then the API says 401 and we go to /login.
     getJSON("/api/state");
   }
+  // What the panel shows is the last thing we heard: grey it while we hear nothing.
+  $("status-card").classList.toggle("stale", !socketOpen && everConnected);
   showBadge();
   showHeaderPill(retryIn);
 }
@@ -149,7 +155,6 @@ async function resync() {
 // The <img> holds one long MJPEG response. If it breaks (web server restarted) we
 // reconnect with back-off; while the tab is hidden we close it so a phone in a pocket
 // does not keep pulling frames (and the node's viewer count stays honest).
-const BLANK = "data:image/gif;base64,R0lGODlhAQABAAAAACw=";
 let streamDelay = 1;
 let streamTimer = null;
 let streamPaused = false;
@@ -162,11 +167,9 @@ function restartStream() {
 
 function setupStream() {
   const img = $("stream");
-  img.addEventListener("load", () => {
-    if (!img.src.startsWith("data:")) streamDelay = 1;
-  });
+  img.addEventListener("load", () => { streamDelay = 1; });
   img.addEventListener("error", () => {
-    if (streamPaused || img.src.startsWith("data:")) return;
+    if (streamPaused || !img.getAttribute("src")) return;
     clearTimeout(streamTimer);
     streamTimer = setTimeout(restartStream, streamDelay * 1000);
     streamDelay = Math.min(streamDelay * 2, 10);
@@ -175,7 +178,7 @@ function setupStream() {
     streamPaused = document.visibilityState === "hidden";
     if (streamPaused) {
       clearTimeout(streamTimer);
-      img.src = BLANK;
+      img.removeAttribute("src");   // ends the request; the last picture stays in memory
     } else {
       restartStream();
     }

@@ -78,7 +78,7 @@ export class RoiEditor {
   setServer(version, rois) {
     if (typeof version !== "number" || !rois) return;
     if (version === this.version) return;
-    if (this.dirty) {
+    if (this.dirty || this.drag) {
       // Never replace the user's unsaved draft under their fingers: say so instead.
       if (version !== this.version) {
         this.remote = { version, rois: clone(rois) };
@@ -265,6 +265,7 @@ export class RoiEditor {
     const field = input.dataset.field;
     item[field] = EDGES.includes(field) ? parseFloat(input.value) : input.value.trim();
     if (field === "colour") row.querySelector(".swatch").style.background = this.css(item.colour);
+    if (field === "name") row.dataset.name = item.name;
     const errs = this.errors.get(item.key);
     if (errs && errs[field]) {   // the user is fixing it: drop the stale message
       delete errs[field];
@@ -378,6 +379,16 @@ export class RoiEditor {
     toast("your edit is re-applied: check it and save");
   }
 
+  // The user's ROIs that the refused save would have added or changed (drawn dashed).
+  pendingChanges() {
+    const { items, base } = this.pending;
+    return items.filter((m) => {
+      const before = m.orig !== null ? base[m.orig] : undefined;
+      return !before || m.name !== m.orig ||
+        [...EDGES, "colour"].some((f) => m[f] !== before[f]);
+    });
+  }
+
   // Server errors to the ROI (and field) they name: "$.rois.<name>.<field>".
   showErrors(error) {
     this.errors.clear();
@@ -415,7 +426,7 @@ export class RoiEditor {
 
   renderOverlay() {
     const boxes = this.items.map((it) => this.box(it, false));
-    const ghosts = this.pending ? this.pending.items.map((it) => this.box(it, true)) : [];
+    const ghosts = this.pending ? this.pendingChanges().map((it) => this.box(it, true)) : [];
     this.overlay.replaceChildren(...ghosts, ...boxes);
   }
 
@@ -487,7 +498,7 @@ export class RoiEditor {
     }
     row.classList.toggle("invalid", Object.keys(errs).length > 0);
     row.querySelector(".roi-errors").replaceChildren(...Object.entries(errs).map(([f, reason]) =>
-      el("li", { class: "field-error", dataset: { field: f } },
+      el("li", { class: "field-error", dataset: { errorFor: f } },
         f === "_" ? reason : `${f}: ${reason}`)));
     if (!Object.keys(errs).length) this.errors.delete(it.key);
   }
