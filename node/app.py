@@ -163,11 +163,11 @@ class Node:
         """Something changed: publish state now (any thread)."""
         self._changed.set()
 
-    def viewers_report(self, worker: str, viewers: int, fps_min: float | None,
-                       fps_median: float | None, bytes_sent: int = 0) -> None:
-        """A web worker's viewers (dispatcher thread, every second per worker)."""
+    def viewers_report(self, worker: str, viewers: int, fps: list[float],
+                       bytes_sent: int = 0) -> None:
+        """A web worker's viewers and their fps (dispatcher thread, every second)."""
         before = self._viewers.get(worker, (0, None))[1]
-        self._viewers[worker] = (time.monotonic(), viewers, fps_min, fps_median)
+        self._viewers[worker] = (time.monotonic(), viewers, fps)
         self._bytes_sent[worker] = bytes_sent  # kept after a worker goes: a counter
         if viewers != before:
             self.notify()
@@ -176,11 +176,10 @@ class Node:
         now = time.monotonic()
         fresh = {w: v for w, v in self._viewers.items() if now - v[0] < 5}
         self._viewers = fresh
-        mins = [v[2] for v in fresh.values() if v[2] is not None]
-        meds = [v[3] for v in fresh.values() if v[3] is not None]
+        fps = sorted(f for v in fresh.values() for f in v[2])
         return {"viewers": sum(v[1] for v in fresh.values()), "web_workers": len(fresh),
-                "viewer_fps_min": min(mins) if mins else None,
-                "viewer_fps_median": round(sum(meds) / len(meds), 2) if meds else None}
+                "viewer_fps_min": fps[0] if fps else None,
+                "viewer_fps_median": fps[len(fps) // 2] if fps else None}
 
     def info(self) -> dict:
         cfg = self.store.config

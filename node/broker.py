@@ -8,6 +8,7 @@ without MQTT and says so. Called by the CLI's main thread before the node starts
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import shutil
@@ -15,6 +16,8 @@ import socket
 import subprocess
 import tempfile
 import time
+
+from node.children import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +65,16 @@ class PrivateBroker:
         self.port = free_port(DEFAULT_PORT)
         conf = os.path.join(self._dir.name, "mosquitto.conf")
         with open(conf, "w", encoding="utf-8") as f:
+            # Stay the user we are: switching (mosquitto does when started as root) would
+            # cancel die_with_parent and lose access to this temporary config.
             f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                    "persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n")
+                    f"user {getpass.getuser()}\npersistence false\n"
+                    "log_dest stderr\nlog_type error\nlog_type warning\n")
+        # Own session: Ctrl-C in a terminal must not stop the broker before the node has
+        # said "offline"; die_with_parent: a killed node leaves no broker behind.
         self.proc = subprocess.Popen([self.binary, "-c", conf], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+                                     stderr=subprocess.PIPE, start_new_session=True,
+                                     preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

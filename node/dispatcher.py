@@ -166,8 +166,7 @@ class Dispatcher:
 
     def _viewers_report(self, payload: dict) -> None:
         self.node.viewers_report(payload["worker"], payload["viewers"],
-                                 payload.get("fps_min"), payload.get("fps_median"),
-                                 payload.get("bytes_sent", 0))
+                                 payload.get("fps", []), payload.get("bytes_sent", 0))
 
     def _module_set(self, payload: dict) -> dict:
         name, params = payload["name"], payload.get("params", {})

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 MAX_BODY = 256 * 1024
+MAX_FPS_REPORT = 5000  # per-client fps sent to the node each second (for a true median)
 
 
 def make_app(ctx: WebContext, secret: str) -> web.Application:
@@ -76,13 +77,12 @@ async def serve(publish: str, command: str, sockets: list[socket.socket],
 
     async def report() -> None:
         fanout.sample()
-        fps = sorted(fanout.fps.values())
         await link.command("viewers/report", {
             "worker": f"{socket.gethostname()}:{os.getpid()}",
             "viewers": len(fanout.clients),
             "bytes_sent": fanout.bytes_sent,
-            "fps_min": fps[0] if fps else None,
-            "fps_median": fps[len(fps) // 2] if fps else None}, timeout=2.0)
+            "fps": sorted(round(f, 1) for f in fanout.fps.values())[:MAX_FPS_REPORT]},
+            timeout=2.0)
 
     sampler = PeriodicCallback(lambda: asyncio.ensure_future(report()), 1000)
     sampler.start()

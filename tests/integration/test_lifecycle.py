@@ -127,3 +127,23 @@ def test_web_answers_quickly_when_the_node_is_down(camnode):
     status, reply = post_command(url, "pipeline/start")
     assert status == 503 and reply["error"]["code"] == "unavailable"
     assert time.monotonic() - t0 < 2.0
+
+
+def test_sigkill_leaves_no_worker_or_private_broker_behind(run_node):
+    node = run_node({"mqtt": {"enabled": True, "host": "auto"}})
+    state = wait_for(lambda: (s := node.state())["mqtt"]["connected"] and s, timeout=15,
+                     what="MQTT through the automatic broker")
+    port = int(state["mqtt"]["broker"].rsplit(":", 1)[1])
+    private = "started a private Mosquitto" in node.output
+    worker = state["worker"]["pid"]
+    os.kill(node.proc.pid, signal.SIGKILL)  # only camnode itself, not its process group
+    node.proc.wait(10)
+    wait_for(lambda: not _alive(worker), timeout=10, what="web worker gone with its parent")
+    if private:
+        def closed() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return False
+            except OSError:
+                return True
+        wait_for(closed, timeout=10, what="private broker gone with its parent")
