@@ -69,6 +69,7 @@ class MqttBridge:
         self._client: mqtt.Client | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=100)
         self._stop = threading.Event()
+        self._announce_due = threading.Event()
         self._worker: threading.Thread | None = None
         self._last_state: dict | None = None
         self._last_state_at = 0.0
@@ -149,7 +150,7 @@ class MqttBridge:
         opts = SubscribeOptions(qos=1, retainAsPublished=True) if self.cfg.protocol == "5" else 1
         client.subscribe([(t.request_filter, opts), (t.pipeline_set, opts), (t.module_set, opts),
                           (t.ha_status, opts)])
-        self._queue_put(("connected", None))
+        self._announce_due.set()  # never lost, however full the command queue is
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self.connected
@@ -160,26 +161,33 @@ class MqttBridge:
             self.node.notify()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        self._queue_put(("message", msg))
-
-    def _queue_put(self, item) -> None:
         try:
-            self._queue.put_nowait(item)
+            self._queue.put_nowait(msg)
         except queue.Full:
-            log.warning("MQTT: command queue full, dropping a message")
+            # Still one answer per request: say we are busy (publish never blocks).
+            command = self.topics.command_of(msg.topic)
+            if command is not None:
+                log.warning("MQTT: command queue full, refusing %s", command)
+                self._reply(command, error(None, command, "unavailable",
+                                           "node busy: too many commands queued"), msg)
 
     # -- command thread --------------------------------------------------------------------
     def _work(self) -> None:
         while not self._stop.is_set():
             try:
-                kind, msg = self._queue.get(timeout=0.5)
+                msg = self._queue.get(timeout=0.2)
             except queue.Empty:
+                msg = None
+            if self._announce_due.is_set():  # before any message of the new connection
+                self._announce_due.clear()
+                try:
+                    self._announce()
+                except Exception:
+                    log.exception("MQTT: announcing after connect failed")
+            if msg is None:
                 continue
             try:
-                if kind == "connected":
-                    self._announce()
-                else:
-                    self._handle(msg)
+                self._handle(msg)
             except Exception:
                 log.exception("MQTT: handling a message failed")
 
