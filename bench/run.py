@@ -660,9 +660,13 @@ def parse_args(argv):
                    help="re-runs of a run disturbed by other load on the machine, time permitting "
                         "(default 1; quick 0)")
     p.add_argument("--loadgen-procs", type=int, default=0, help="0: 1 below 400 clients, else 2")
-    p.add_argument("--output", default=str(RESULTS))
-    p.add_argument("--plot", default=str(PLOT))
+    p.add_argument("--output", default=None, help=f"results JSON (default {RESULTS}; "
+                   "quick runs: quick.json beside it)")
+    p.add_argument("--plot", default=None, help=f"plot (default {PLOT}, the README's; "
+                   "quick runs: bench/results/quick.png, so a smoke run never replaces it)")
     a = p.parse_args(argv)
+    a.output = a.output or str(RESULTS.with_name("quick.json") if a.quick else RESULTS)
+    a.plot = a.plot or str(HERE / "results" / "quick.png" if a.quick else PLOT)
     a.duration = a.duration or (3.0 if a.quick else 10.0)
     a.retries = a.retries if a.retries is not None else (0 if a.quick else 1)
     a.warmup = a.warmup if a.warmup is not None else (1.0 if a.quick else 2.0)
