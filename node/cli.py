@@ -258,6 +258,14 @@ def cmd_install_service(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_address(text: str) -> str:
+    """`HOST` or `HOST:PORT` for --mqtt; argparse reports anything else clearly."""
+    host, sep, port = text.rpartition(":")
+    if sep and (not host or not port.isdigit() or not 0 < int(port) < 65536):
+        raise argparse.ArgumentTypeError(f"expected HOST or HOST:PORT, got {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="camnode", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"camnode {__version__}")
@@ -270,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--node-id", help="node id, overrides node_id")
         sp.add_argument("--publish", help="ZeroMQ PUB bind address, overrides zmq.publish")
         sp.add_argument("--command-bind", help="ZeroMQ command bind address, overrides zmq.command")
-        sp.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT broker, overrides mqtt.host/port")
+        sp.add_argument("--mqtt", metavar="HOST:PORT", type=_broker_address,
+                        help="MQTT broker, overrides mqtt.host/port")
 
     run = sub.add_parser("run", help="node and web server on this machine")
     config_flags(run)
