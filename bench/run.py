@@ -551,6 +551,13 @@ def best_workers(records: list[dict], res: str) -> tuple[str | None, str]:
     return ranked[0], detail
 
 
+def _target_figures(run: dict) -> tuple[float, float | None, bool]:
+    """Median fps and p95 latency of a run's normal clients, and whether they meet the
+    targets."""
+    f, p = run["normal"]["fps_median"], run["normal"]["lat_p95_ms"]
+    return f, p, f >= TARGET_FPS and p is not None and p <= TARGET_P95_MS
+
+
 def target_check(records: list[dict]) -> list[str]:
     lines = [f"\n=== Targets: {TARGET_CLIENTS} clients at {TARGET_RES}: median fps >= {TARGET_FPS:g}, "
              f"p95 latency <= {TARGET_P95_MS:g} ms; 20% slow readers change neither ==="]
@@ -567,15 +574,13 @@ def target_check(records: list[dict]) -> list[str]:
         if plain is None:
             lines.append(f"{label}: not measured")
             continue
-        f, p = plain["normal"]["fps_median"], plain["normal"]["lat_p95_ms"]
-        ok = f >= TARGET_FPS and p is not None and p <= TARGET_P95_MS
+        f, p, ok = _target_figures(plain)
         lines.append(f"{label}: {f:.2f} fps median, p95 {p} ms -> {'PASS' if ok else 'FAIL'}"
                      + (" (run disturbed by other load)" if disturbed(plain) else ""))
         if slowr is None:
             lines.append(f"{label} with slow readers: not measured")
             continue
-        f2, p2 = slowr["normal"]["fps_median"], slowr["normal"]["lat_p95_ms"]
-        ok2 = f2 >= TARGET_FPS and p2 is not None and p2 <= TARGET_P95_MS
+        f2, p2, ok2 = _target_figures(slowr)
         lines.append(f"{label} + {slowr['slow_clients']} slow readers: normal clients {f2:.2f} fps "
                      f"median (change {f2 - f:+.2f}), p95 {p2} ms (change {p2 - p:+.1f}) -> "
                      f"{'PASS' if ok2 else 'FAIL'}; slow readers got "

@@ -218,11 +218,13 @@ class Node:
         })
         return s
 
-    def publish_state(self) -> None:
+    def publish_state(self) -> dict:
+        """State to the web workers (always) and MQTT (when significant); returns it."""
         state = self.state()
         self.publisher.state(state)
         if self.mqtt:
             self.mqtt.publish_state(state)
+        return state
 
     def _state_loop(self) -> None:
         last_stats = time.monotonic()
@@ -232,9 +234,9 @@ class Node:
             if self._stop.is_set():
                 break
             try:
-                self.publish_state()
-                if self.mqtt:
-                    self.mqtt.publish_discovery()  # only sends when modules or ROIs changed
+                state = self.publish_state()
+                if self.mqtt:  # only sends when modules or ROIs changed
+                    self.mqtt.publish_discovery(modules=state["modules"])
                     if time.monotonic() - last_stats >= self.store.config.mqtt.stats_interval_s:
                         last_stats = time.monotonic()
                         self.mqtt.publish_stats(self.stats())

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from node.config import ConfigError, roi_issues
 from node.loader import InvalidParams, ModuleLoadError, UnknownModule
 from node.schemas import ValidationIssue, has_schema, validate
+from node.wire import reply_error, reply_ok
 
 if TYPE_CHECKING:
     from node.app import Node
@@ -37,15 +38,8 @@ class CommandError(Exception):
         self.code, self.message, self.details = code, message, details or []
 
 
-def ok(request_id: Any, command: str, data: Any = None) -> dict:
-    return {"id": request_id, "command": command, "status": "ok", "data": data}
-
-
-def error(request_id: Any, command: str, code: str, message: str,
-          details: list[ValidationIssue] | None = None) -> dict:
-    return {"id": request_id, "command": command, "status": "error",
-            "error": {"code": code, "message": message,
-                      "details": [d.as_dict() for d in (details or [])]}}
+ok = reply_ok
+error = reply_error
 
 
 def request_id_of(payload: Any) -> Any:

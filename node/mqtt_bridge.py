@@ -265,7 +265,7 @@ class MqttBridge:
             self.occupancy(roi, occupied, count)
         if node.events:
             self.motion(node.events.motion_on)
-        self.publish_discovery(force=force_discovery)
+        self.publish_discovery(force=force_discovery, modules=state["modules"])
 
     def publish_state(self, state: dict, force: bool = False) -> None:
         now = time.monotonic()
@@ -287,12 +287,14 @@ class MqttBridge:
         self._publish(self.topics.rois, {"version": cfg.rois_version, "rois": cfg.rois},
                       retain=True)
 
-    def publish_discovery(self, force: bool = False) -> None:
+    def publish_discovery(self, force: bool = False, modules: list[str] | None = None) -> None:
+        """`modules`: the module list when the caller has it already (a folder listing)."""
         if not self.cfg.discovery:
             return
         cfg = self.node.store.config
         rois = sorted(cfg.rois)
-        modules = self.node.registry.available()
+        if modules is None:
+            modules = self.node.registry.available()
         key = (tuple(modules), tuple(rois), cfg.name)
         with self._discovery_lock:
             if (key == self._discovered and not force) or not self.connected:

@@ -229,7 +229,9 @@ class Pipeline:
             self._on_frame(result.detections, ts, jpeg, out.shape[1], out.shape[0])
 
     def _fps(self) -> float:
-        t = list(self._times)
+        # No copy (this runs per frame): the deque only grows to maxlen and never empties,
+        # so reading its ends from the state thread too is safe.
+        t = self._times
         return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
 
     def _publish_placeholder(self, kind: str, title: str, detail: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any, Iterable
 
 TOPIC_FRAME = b"frame"
 TOPIC_STATE = b"state"
@@ -51,6 +52,22 @@ class FrameHeader:
         d = json.loads(data)
         return cls(int(d["seq"]), float(d["ts"]), int(d["w"]), int(d["h"]),
                    str(d.get("module", "")), str(d.get("kind", KIND_LIVE)))
+
+
+def reply_ok(request_id: Any, command: str, data: Any = None) -> dict:
+    """The answer envelope of a successful command (schemas/envelope.schema.json).
+    Built here, import-light, so the node and web workers build it the same way."""
+    return {"id": request_id, "command": command, "status": "ok", "data": data}
+
+
+def reply_error(request_id: Any, command: str, code: str, message: str,
+                details: Iterable = ()) -> dict:
+    """The answer envelope of a refused command; `details` holds ValidationIssues
+    (anything with `as_dict()`) or {"path", "reason"} dicts."""
+    return {"id": request_id, "command": command, "status": "error",
+            "error": {"code": code, "message": message,
+                      "details": [d.as_dict() if hasattr(d, "as_dict") else dict(d)
+                                  for d in details]}}
 
 
 def encode_json(obj) -> bytes:

@@ -285,6 +285,14 @@ def draw_detections(src: np.ndarray, detections: Sequence[Mapping], colour: Colo
                       colour=bgr)
 
 
+def with_defaults(params_schema: Mapping, params: Mapping) -> dict:
+    """`params` completed with the `default` of every property of a module's
+    PARAMS_SCHEMA (the node has already validated `params` against it)."""
+    defaults = {k: v["default"] for k, v in params_schema.get("properties", {}).items()
+                if "default" in v}
+    return {**defaults, **params}
+
+
 isolateROI = isolate_roi
 drawROI = draw_roi
 DrawText = draw_text

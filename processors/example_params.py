@@ -9,6 +9,8 @@ selected.
 
 import cv2
 
+from processors.common import with_defaults
+
 PARAMS_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -20,12 +22,12 @@ PARAMS_SCHEMA = {
     },
 }
 
-_settings = {"level": 0.3, "grey": False}
+_settings = with_defaults(PARAMS_SCHEMA, {})
 _frames = 0
 
 
 def setup(params):
-    _settings.update(params)
+    _settings.update(with_defaults(PARAMS_SCHEMA, params))  # fill in what was not given
 
 
 def process_image(src):

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from processors.background import BackgroundDetector
+from processors.common import with_defaults
 
 PARAMS_SCHEMA = {
     "type": "object",
@@ -27,14 +28,14 @@ PARAMS_SCHEMA = {
     },
 }
 
-_params: dict = {k: v["default"] for k, v in PARAMS_SCHEMA["properties"].items()}
+_params: dict = with_defaults(PARAMS_SCHEMA, {})
 _cascade: cv2.CascadeClassifier | None = None
 _worker: BackgroundDetector | None = None
 
 
 def setup(params: dict) -> None:
     global _params, _cascade, _worker
-    _params = {**_params, **params}
+    _params = with_defaults(PARAMS_SCHEMA, params)
     path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
     _cascade = cv2.CascadeClassifier(path)
     if _cascade.empty():

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from processors.common import (current_rois, draw_detections, draw_rois, draw_text,
-                               roi_to_pixels)
+                               roi_to_pixels, with_defaults)
 
 PARAMS_SCHEMA = {
     "type": "object",
@@ -40,8 +40,7 @@ _status: dict = {}
 def setup(params: dict) -> None:
     """Called on selection, with params already checked against PARAMS_SCHEMA."""
     global _params, _mog
-    defaults = {k: v["default"] for k, v in PARAMS_SCHEMA["properties"].items()}
-    _params = {**defaults, **params}
+    _params = with_defaults(PARAMS_SCHEMA, params)
     # MOG2's threshold is a squared distance: 16 at sensitivity 50, x4 per 50 points.
     var_threshold = 16 * 4 ** ((50 - _params["sensitivity"]) / 50)
     _mog = cv2.createBackgroundSubtractorMOG2(history=500, varThreshold=var_threshold,

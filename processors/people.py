@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from processors.background import BackgroundDetector
+from processors.common import with_defaults
 
 PARAMS_SCHEMA = {
     "type": "object",
@@ -24,14 +25,14 @@ PARAMS_SCHEMA = {
     },
 }
 
-_params: dict = {k: v["default"] for k, v in PARAMS_SCHEMA["properties"].items()}
+_params: dict = with_defaults(PARAMS_SCHEMA, {})
 _hog: cv2.HOGDescriptor | None = None
 _worker: BackgroundDetector | None = None
 
 
 def setup(params: dict) -> None:
     global _params, _hog, _worker
-    _params = {**_params, **params}
+    _params = with_defaults(PARAMS_SCHEMA, params)
     _hog = cv2.HOGDescriptor()
     _hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
     _worker = BackgroundDetector(detect, "people")

@@ -14,7 +14,8 @@ import time
 import cv2
 import numpy as np
 
-from processors.common import current_rois, draw_roi, draw_text, roi_to_pixels
+from processors.common import (current_rois, draw_roi, draw_text, roi_to_pixels,
+                               with_defaults)
 
 PARAMS_SCHEMA = {
     "type": "object",
@@ -33,14 +34,14 @@ PARAMS_SCHEMA = {
     },
 }
 
-_params: dict = {k: v["default"] for k, v in PARAMS_SCHEMA["properties"].items()}
+_params: dict = with_defaults(PARAMS_SCHEMA, {})
 _rois: dict[str, dict] = {}  # name -> {"bg", "box", "occupied", "since", "fraction"}
 _clock = time.monotonic  # tests replace it to play frames faster than real time
 
 
 def setup(params: dict) -> None:
     global _params, _rois
-    _params = {**{k: v["default"] for k, v in PARAMS_SCHEMA["properties"].items()}, **params}
+    _params = with_defaults(PARAMS_SCHEMA, params)
     _rois = {}
 
 

@@ -63,8 +63,9 @@ async def serve(publish: str, command: str, sockets: list[socket.socket],
     link = NodeLink(publish, command)
     fanout = Fanout(link, max_clients)
     events = EventLog()
-    ctx = WebContext(link, fanout, AuthConfig.from_env(), events, LiveHub(events))
-    link.state_listeners.append(lambda state: ctx.live.on_state(worker_state(ctx)))
+    live = LiveHub(events, lambda: worker_state(ctx))  # ctx is looked up when called
+    ctx = WebContext(link, fanout, AuthConfig.from_env(), events, live)
+    link.state_listeners.append(ctx.live.on_state)
     link.event_listeners.append(ctx.live.on_event)
     link.start()
     fanout.start()

@@ -70,6 +70,15 @@ class AuthConfig:
         return user if self.check_password(user, password) else None
 
 
+def session_user(handler, auth: AuthConfig) -> str | None:
+    """Who a request (any Tornado handler, WebSocket too) is logged in as by its session
+    cookie: "anonymous" with auth off, None when not logged in."""
+    if not auth.enabled:
+        return "anonymous"
+    user = handler.get_signed_cookie(SESSION_COOKIE, max_age_days=SESSION_DAYS)
+    return user.decode() if user else None
+
+
 def cookie_secret(config_dir: Path | None) -> str:
     """The key that signs session cookies, shared by all workers of a node.
 

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from tornado import web
 
-from web.auth import SESSION_COOKIE, SESSION_DAYS, AuthConfig
+from web.auth import AuthConfig, session_user
 from web.hub import NodeLink
 
 if TYPE_CHECKING:
@@ -54,11 +54,9 @@ class BaseHandler(web.RequestHandler):
         return header[7:].strip() if header.startswith("Bearer ") else None
 
     def get_current_user(self) -> str | None:
-        if not self.auth.enabled:
-            return "anonymous"
-        user = self.get_signed_cookie(SESSION_COOKIE, max_age_days=SESSION_DAYS)
+        user = session_user(self, self.auth)
         if user:
-            return user.decode()
+            return user
         token = self._bearer()
         if token is not None and self.auth.check_token(token):
             return "token"

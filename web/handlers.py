@@ -17,7 +17,8 @@ import time
 from tornado import web
 
 from node import metrics
-from web.auth import SESSION_COOKIE, SESSION_DAYS
+from node.wire import reply_error
+from web.auth import SESSION_COOKIE, SESSION_DAYS, session_user
 from web.base import BaseHandler, WebContext
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,7 @@ class CommandHandler(BaseHandler):
 
 
 def _error(command: str, code: str, message: str) -> dict:
-    return {"id": None, "command": command, "status": "error",
-            "error": {"code": code, "message": message, "details": []}}
+    return reply_error(None, command, code, message)
 
 
 class ModulesHandler(BaseHandler):
@@ -214,10 +214,7 @@ class AuthStaticHandler(web.StaticFileHandler):
         self.ctx = ctx
 
     def get_current_user(self) -> str | None:
-        if not self.ctx.auth.enabled:
-            return "anonymous"
-        user = self.get_signed_cookie(SESSION_COOKIE, max_age_days=SESSION_DAYS)
-        return user.decode() if user else None
+        return session_user(self, self.ctx.auth)
 
     def prepare(self) -> None:
         if not self.current_user:

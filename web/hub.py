@@ -181,5 +181,4 @@ class NodeLink:
 
 
 def _unavailable(request_id: Any, command: str, message: str) -> dict:
-    return {"id": request_id, "command": command, "status": "error",
-            "error": {"code": "unavailable", "message": message, "details": []}}
+    return wire.reply_error(request_id, command, "unavailable", message)

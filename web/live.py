@@ -12,10 +12,11 @@ import collections
 import json
 import logging
 import time
+from typing import Callable
 
 from tornado import websocket
 
-from web.auth import SESSION_COOKIE, SESSION_DAYS
+from web.auth import session_user
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,7 @@ class EventLog:
         self._seq = 0
 
     def add_event(self, event: dict) -> dict:
-        self._seq += 1
-        entry = {**event, "key": self._seq, "snapshot": None}
+        entry = {**event, "snapshot": None, "_snap": None}  # _snap: key in self.snapshots
         self.events.appendleft(entry)
         self._trim()
         return entry
@@ -46,7 +46,7 @@ class EventLog:
         attached = []
         for e in self.events:
             if e.get("type") == "new" and e["snapshot"] is None and abs(e["start"] - ts) < 2:
-                e["snapshot"] = f"/api/events/{key}.jpg"
+                e["snapshot"], e["_snap"] = f"/api/events/{key}.jpg", key
                 attached.append(e)
         if attached:
             self.snapshots[key] = jpeg
@@ -54,27 +54,37 @@ class EventLog:
         return attached
 
     def _trim(self) -> None:
-        live = {int(e["snapshot"].rsplit("/", 1)[1][:-4]) for e in self.events if e["snapshot"]}
+        """Forget snapshots whose events fell out of the log."""
+        live = {e["_snap"] for e in self.events}
         for key in list(self.snapshots):
             if key not in live:
                 del self.snapshots[key]
 
+    @staticmethod
+    def public(entry: dict) -> dict:
+        """An entry as the page sees it."""
+        return {k: v for k, v in entry.items() if k != "_snap"}
+
     def recent(self) -> list[dict]:
-        return [{k: v for k, v in e.items() if k != "key"} for e in self.events]
+        return [self.public(e) for e in self.events]
 
 
 class LiveHub:
     """Every open /ws socket of this worker."""
 
-    def __init__(self, events: EventLog):
+    def __init__(self, events: EventLog, state: Callable[[], dict]):
         self.sockets: set["LiveSocket"] = set()
         self.events = events
+        self._state = state  # builds the page's state; only called when someone listens
         self._last_state = 0.0
-        self._pending_state: dict | None = None
+        self._state_due = False
         self._timer = None
 
-    def on_state(self, state: dict) -> None:
-        self._pending_state = state
+    def on_state(self, _node_state: dict | None = None) -> None:
+        """The node sent new state (NodeLink listener)."""
+        if not self.sockets:
+            return
+        self._state_due = True
         now = time.monotonic()
         if now - self._last_state >= STATE_MIN_INTERVAL:
             self._flush_state()
@@ -85,20 +95,20 @@ class LiveHub:
 
     def _flush_state(self) -> None:
         self._timer = None
-        if self._pending_state is None:
+        if not self._state_due:
             return
         self._last_state = time.monotonic()
-        self.broadcast("state", self._pending_state, droppable=True)
-        self._pending_state = None
+        self._state_due = False
+        self.broadcast("state", self._state(), droppable=True)
 
     def on_event(self, event: dict, body: bytes) -> None:
         kind = event.get("kind")
         if kind == "event":
             entry = self.events.add_event({k: v for k, v in event.items() if k != "kind"})
-            self.broadcast("event", {k: v for k, v in entry.items() if k != "key"})
+            self.broadcast("event", self.events.public(entry))
         elif kind == "snapshot" and body:
             for entry in self.events.add_snapshot(body, event.get("ts", time.time())):
-                self.broadcast("event", {k: v for k, v in entry.items() if k != "key"})
+                self.broadcast("event", self.events.public(entry))
         elif kind == "rois":
             self.broadcast("rois", {"version": event["version"], "rois": event["rois"]})
         elif kind == "occupancy":
@@ -126,10 +136,7 @@ class LiveSocket(websocket.WebSocketHandler):
         self.pending = 0
 
     def get_current_user(self) -> str | None:
-        if not self.ctx.auth.enabled:
-            return "anonymous"
-        user = self.get_signed_cookie(SESSION_COOKIE, max_age_days=SESSION_DAYS)
-        return user.decode() if user else None
+        return session_user(self, self.ctx.auth)
 
     def get(self, *args, **kwargs):
         if not self.current_user:

@@ -257,15 +257,9 @@ import shutil  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from node.broker import free_port, port_open  # noqa: E402  (the node's own helpers)
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Broker:
@@ -283,7 +277,8 @@ class Broker:
                         "allow_anonymous true\npersistence false\n")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, start_new_session=True)
-        wait_for(lambda: _port_open(self.port), timeout=10, what="mosquitto listening")
+        wait_for(lambda: port_open("127.0.0.1", self.port), timeout=10,
+                 what="mosquitto listening")
         return self
 
     def stop(self) -> None:
@@ -294,14 +289,6 @@ class Broker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def _port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 @pytest.fixture

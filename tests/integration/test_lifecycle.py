@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tests.integration.conftest import (MjpegReader, get_json, post_command, request,
-                                        wait_for)
+from tests.integration.conftest import (MjpegReader, get_json, port_open, post_command,
+                                        request, wait_for)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -140,10 +140,5 @@ def test_sigkill_leaves_no_worker_or_private_broker_behind(run_node):
     node.proc.wait(10)
     wait_for(lambda: not _alive(worker), timeout=10, what="web worker gone with its parent")
     if private:
-        def closed() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return False
-            except OSError:
-                return True
-        wait_for(closed, timeout=10, what="private broker gone with its parent")
+        wait_for(lambda: not port_open("127.0.0.1", port), timeout=10,
+                 what="private broker gone with its parent")

@@ -13,7 +13,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.integration.conftest import Broker, _port_open, post_command, wait_for
+from tests.integration.conftest import Broker, port_open, post_command, wait_for
 
 BASE = "camnode/test"
 
@@ -346,7 +346,8 @@ def test_auto_broker_gives_a_fresh_machine_the_whole_product(run_node, probe_fac
     assert private or "using the broker already on" in node.output
     assert node.stop() == 0
     if private:  # stopped with the node
-        wait_for(lambda: not _port_open(port), timeout=5, what="private broker gone")
+        wait_for(lambda: not port_open("127.0.0.1", port), timeout=5,
+                 what="private broker gone")
 
 
 def test_new_module_file_updates_the_home_assistant_select(node_on, tmp_path):
