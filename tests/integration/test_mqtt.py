@@ -64,9 +64,14 @@ def test_pipeline_set_plain_payloads(node_on):
     probe.publish(f"{BASE}/pipeline/set", "OFF")
     probe.wait(f"{BASE}/state", lambda m: _json(m)["pipeline"] == "stopped", since=mark)
     wait_for(lambda: node.state()["pipeline"] == "stopped", what="page shows stopped")
+    # The answer to a command can come after the state it caused: take it before the next.
+    probe.wait(f"{BASE}/response/pipeline/set", lambda m: _json(m)["status"] == "ok",
+               since=mark)
     mark = probe.mark()
     probe.publish(f"{BASE}/pipeline/set", "ON")
     probe.wait(f"{BASE}/state", lambda m: _json(m)["pipeline"] == "running", since=mark)
+    probe.wait(f"{BASE}/response/pipeline/set", lambda m: _json(m)["status"] == "ok",
+               since=mark)
     mark = probe.mark()
     probe.publish(f"{BASE}/pipeline/set", "MAYBE")
     reply = _json(probe.wait(f"{BASE}/response/pipeline/set", since=mark))
