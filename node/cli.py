@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from node import __version__
-from node.children import die_with_parent
+from node.children import guarded
 from node.config import Config, ConfigError, ConfigStore, load_config
 
 log = logging.getLogger("camnode")
@@ -118,8 +118,8 @@ class Workers:
                "--command", self.command, "--fd", str(self.sock.fileno()),
                "--worker", str(i), "--max-clients", str(self.max_clients),
                "--log-level", self.log_level]
-        self.procs[i] = subprocess.Popen(cmd, pass_fds=(self.sock.fileno(),), env=self.env,
-                                         preexec_fn=die_with_parent)
+        self.procs[i] = subprocess.Popen(guarded(cmd), pass_fds=(self.sock.fileno(),),
+                                         env=self.env)
 
     def start(self) -> None:
         for i in range(self.count):
