@@ -239,6 +239,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    from node.loader import Registry, module_config_issues
+
+    issues = module_config_issues(Registry(cfg.processor_dirs()), cfg.pipeline.module,
+                                  cfg.pipeline.module_params)
+    if issues:
+        print(ConfigError(str(args.config), issues), file=sys.stderr)
+        return 1
     print(f"{args.config}: OK (node {cfg.node_id}, source {cfg.camera.source}, "
           f"{len(cfg.rois)} ROI(s))")
     return 0
