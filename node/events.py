@@ -204,9 +204,10 @@ class EventEngine:
     def set_rois(self, rois: dict) -> None:
         self._pending_rois = dict(rois)
 
-    def submit(self, detections: list, ts: float, jpeg: bytes | None, width: int,
+    def submit(self, detections: list, ts: float, jpeg: bytes | np.ndarray | None, width: int,
                height: int) -> None:
-        """Called by the pipeline thread for every processed frame; never blocks."""
+        """Called by the pipeline thread for every processed frame; never blocks. `jpeg`
+        is the frame's pixels when it was not encoded (make_snapshot takes either)."""
         try:
             self._queue.put_nowait((detections, ts, jpeg, width, height))
         except queue.Full:
@@ -282,11 +283,13 @@ class EventEngine:
                 log.exception("event sink %s.%s failed", type(sink).__name__, what)
 
 
-def make_snapshot(jpeg: bytes, height: int, max_bytes: int) -> bytes | None:
-    """Scale a frame's JPEG to `height` and re-encode it under `max_bytes`."""
-    if not jpeg:
-        return None
-    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+def make_snapshot(jpeg: bytes | np.ndarray, height: int, max_bytes: int) -> bytes | None:
+    """Scale a frame's JPEG to `height` and re-encode it under `max_bytes`. The pipeline
+    hands the frame's pixels instead of a JPEG when nobody watched (nothing encoded)."""
+    if isinstance(jpeg, np.ndarray):
+        img = jpeg.copy()  # the events thread's own copy: boxes may be drawn on it
+    else:
+        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) if jpeg else None
     if img is None:
         return None
     h, w = img.shape[:2]

@@ -21,6 +21,7 @@ import numpy as np
 from node import wire
 from node.capture import STATUS_OK, STATUS_STOPPED, Capture
 from node.config import CameraConfig
+from node.encoder import Encoder
 from node.loader import Processor
 from node.metrics import Histogram
 from node.publisher import Publisher
@@ -38,8 +39,11 @@ class Pipeline:
 
     def __init__(self, camera: CameraConfig, publisher: Publisher, stamp_frames: bool = True,
                  on_change: Callable[[], None] | None = None,
-                 on_frame: Callable[[list, float, bytes, int, int], None] | None = None):
+                 on_frame: Callable[[list, float, bytes, int, int], None] | None = None,
+                 encode: str = "demand", max_variants: int = 4):
         self.camera = camera
+        # Who needs a picture of each frame; stamps are drawn only then (node/encoder.py).
+        self.output = Encoder(publisher, camera.jpeg_quality, encode, max_variants)
         self._on_frame = on_frame
         self.publisher = publisher
         self.stamp_frames = stamp_frames
@@ -53,9 +57,6 @@ class Pipeline:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.running = False
-        self.last_jpeg: tuple[bytes, float, str] | None = None
-        self.seq = 0
-        self.published = 0
         self.module_dropped = 0
         self.skipped = 0
         self._times = collections.deque(maxlen=60)
@@ -90,7 +91,7 @@ class Pipeline:
                 return False
             cam = self.camera
             self._capture = Capture(
-                lambda: make_source(cam.source, cam.width, cam.height, cam.fps),
+                lambda: make_source(cam.source, cam.width, cam.height, cam.fps, cam.mjpg),
                 cam.width, cam.height, cam.rotate, cam.reconnect_max_s,
                 on_status=lambda s, d: self._on_change())
             self._capture.start()
@@ -130,6 +131,14 @@ class Pipeline:
 
     # -- what the state shows (any thread) --------------------------------------------------
     @property
+    def last_jpeg(self) -> tuple[bytes, float, str] | None:
+        return self.output.last_jpeg
+
+    @property
+    def published(self) -> int:
+        return self.output.published
+
+    @property
     def module(self) -> str:
         return self._processor.name
 
@@ -151,7 +160,9 @@ class Pipeline:
                 "status": cap.status if cap else STATUS_STOPPED,
                 "detail": cap.detail if cap else "",
                 "reconnects": self._reconnects_before + (cap.reconnects if cap else 0),
+                "actual": cap.source_info() if cap else {},
             },
+            "encoding": self.output.status(),
             "fps": round(fps, 2),
             "width": self.camera.width,
             "height": self.camera.height,
@@ -204,6 +215,11 @@ class Pipeline:
                 self.skipped += frame.seq - last_seq - 1
             last_seq = frame.seq
             last_frame_at = time.monotonic()
+            if processor.module is None or getattr(processor.module, "PASSTHROUGH", False):
+                if self.output.relay(frame, processor.name, self.stamp_frames,
+                                     capture.jpeg_fits(frame.jpeg)):
+                    self._times.append(time.time())
+                    continue  # nothing to draw: the camera's JPEG went out, or nobody looks
             self._process(processor, frame.image, frame.ts)
 
     def _process(self, processor: Processor, image: np.ndarray, ts: float) -> None:
@@ -219,14 +235,16 @@ class Pipeline:
         if out.ndim == 2:
             out = cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
         self._times.append(time.time())
-        if self.stamp_frames:
+        plan = self.output.plan(ts)  # who needs a picture of this frame
+        if plan and self.stamp_frames:
             stamp(out, processor.name, ts, self._fps(), result.error or self._module_error)
-        jpeg = self._publish(out, ts, processor.name, wire.KIND_LIVE)
+        jpeg = self._publish(out, ts, processor.name, wire.KIND_LIVE, plan)
         t2 = time.perf_counter()
         self._encode_ms.append((t2 - t1) * 1000)
         self.encode_hist.observe(t2 - t1)
-        if jpeg is not None and self._on_frame is not None:
-            self._on_frame(result.detections, ts, jpeg, out.shape[1], out.shape[0])
+        if self._on_frame is not None:  # pixels when not encoded: events make their own JPEG
+            self._on_frame(result.detections, ts, out if jpeg is None else jpeg, out.shape[1],
+                           out.shape[0])
 
     def _fps(self) -> float:
         # No copy (this runs per frame): the deque only grows to maxlen and never empties,
@@ -239,19 +257,10 @@ class Pipeline:
         img = placeholder(self.camera.width, self.camera.height, title, detail, ts)
         self._publish(img, ts, self._processor.name, kind)
 
-    def _publish(self, image: np.ndarray, ts: float, module: str, kind: str) -> bytes | None:
-        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY,
-                                               self.camera.jpeg_quality])
-        if not ok:
-            log.error("JPEG encoding failed for a %s frame", kind)
-            return None
-        self.seq += 1
-        h, w = image.shape[:2]
-        jpeg = buf.tobytes()
-        self.publisher.frame(wire.FrameHeader(self.seq, ts, w, h, module, kind), jpeg)
-        self.published += 1
-        self.last_jpeg = (jpeg, ts, kind)
-        return jpeg
+    def _publish(self, image: np.ndarray, ts: float, module: str, kind: str,
+                 plan=None) -> bytes | None:
+        """Encode and publish what `plan` asks (None: the full frame); node/encoder.py."""
+        return self.output.publish(image, ts, module, kind, plan)
 
 
 def _percentiles(values) -> dict:
