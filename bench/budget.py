@@ -3,7 +3,7 @@
     python -m bench.budget                  # the full table (~10 min), `make bench` runs it
     python -m bench.budget --quick          # 640x480 only, one repeat
     python -m bench.budget --tree DIR       # measure another checkout (e.g. the "before")
-    python -m bench.budget --cases budget,idle,passthrough,variants --repeat 3
+    python -m bench.budget --cases budget,idle,passthrough,decode,variants --repeat 3
 
 The node runs alone (`camnode node`, MQTT off) under `taskset -c 1`; its web worker,
 the viewers, the MJPEG test camera and this script run on core 0. CPU per frame is the
@@ -21,6 +21,8 @@ Cases:
 - passthrough: an MJPEG HTTP camera (served here) at 1280x720 and 1920x1080, module
   `passthrough`, stamp off (nothing edits: relayed) and stamp on (decode + encode),
   0 and 1 viewer.
+- decode: the MJPEG HTTP camera at 1280x720 and 1920x1080 with `motion` (which can
+  work on a frame decoded at 1/2..1/8 size while nobody watches), 0 and 1 viewer.
 - variants: 1280x720 `service`, 20 viewers of `?width=320&fps=5` against 20 viewers of
   the full stream (a tree without variants ignores the query: that is the "before").
 """
@@ -279,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tree", type=Path, default=ROOT, help="checkout to measure")
     ap.add_argument("--label", default="", help="results file name (default: the tree's name)")
-    ap.add_argument("--cases", default="budget,idle,passthrough,variants")
+    ap.add_argument("--cases", default="budget,idle,passthrough,decode,variants")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0, help="measured window per run")
     ap.add_argument("--quick", action="store_true", help="640x480 budget only, one repeat")
@@ -328,6 +330,16 @@ def main(argv: list[str] | None = None) -> int:
                             tree, f"mjpeg-url {w}x{h} passthrough stamp {'on' if stamp else 'off'}",
                             config(w, h, url, "passthrough", stamp), VIEWERS, repeat,
                             args.seconds)
+                finally:
+                    cam.stop()
+        if "decode" in cases:
+            for w, h in SIZES[1:]:
+                cam = Camera(w, h)
+                url = cam.start()
+                try:
+                    results += run_case(tree, f"mjpeg-url {w}x{h} motion",
+                                        config(w, h, url, "motion"), VIEWERS, repeat,
+                                        args.seconds)
                 finally:
                     cam.stop()
     if "variants" in cases:

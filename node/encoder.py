@@ -36,6 +36,8 @@ from node.variants import Variant, choose, parse_key, variant_key
 log = logging.getLogger(__name__)
 
 FRESH_S = 0.3  # a full-size JPEG this recent answers a snapshot without a new encode
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}
 REASONS = ("viewers", "snapshot", "variant", "always", "placeholder")
 
 
@@ -80,6 +82,7 @@ class Encoder:
         self.not_encoded = 0  # frames nobody needed a picture of
         self.relayed = 0  # camera JPEGs published undecoded
         self.variant_frames = 0
+        self.reduced = 0  # camera JPEGs decoded at a reduced size for the module
 
     # -- demand (dispatcher / state threads) ------------------------------------------
     def set_demand(self, full_viewers: int, variants: dict[str, int]) -> None:
@@ -187,6 +190,29 @@ class Encoder:
             self._send_variants(frame.image, frame.ts, module, wire.KIND_LIVE, plan.variants)
         return True
 
+    def pixels(self, frame, module, fits: bool) -> np.ndarray:
+        """The frame's pixels for the module. A camera JPEG is decoded at a reduced size
+        (libjpeg's 1/2, 1/4, 1/8 scaling: a fraction of the work) when the module says
+        how narrow a frame it can use (`input_width()`) and nobody needs a picture of
+        this frame; otherwise at full size."""
+        fn = getattr(module, "input_width", None)
+        if frame.jpeg is None or frame.decoded or not fits or not callable(fn):
+            return frame.image
+        try:
+            want = int(fn())
+        except Exception:  # a module bug: decode fully, the module's own errors show
+            return frame.image
+        plan = self.plan(frame.ts)
+        self._stash = (frame.ts, plan)  # the pipeline's plan() gets this one back
+        factor = next((f for f in (8, 4, 2) if frame.jpeg.width // f >= want), 1)
+        if plan or factor == 1:
+            return frame.image
+        img = cv2.imdecode(np.frombuffer(frame.jpeg.data, np.uint8), _REDUCED[factor])
+        if img is None:
+            return frame.image
+        self.reduced += 1
+        return img
+
     def _encode(self, image: np.ndarray, kind: str) -> bytes | None:
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
@@ -239,6 +265,7 @@ class Encoder:
             "not_encoded": self.not_encoded,
             "relayed": self.relayed,
             "variant_frames": self.variant_frames,
+            "decoded_reduced": self.reduced,
             "stream_viewers": full_viewers,
             "variants": {"active": {k: demand[k] for k in active}, "refused": refused,
                          "max": self.max_variants},

@@ -220,7 +220,8 @@ class Pipeline:
                                      capture.jpeg_fits(frame.jpeg)):
                     self._times.append(time.time())
                     continue  # nothing to draw: the camera's JPEG went out, or nobody looks
-            self._process(processor, frame.image, frame.ts)
+            self._process(processor, self.output.pixels(frame, processor.module,
+                                                        capture.jpeg_fits(frame.jpeg)), frame.ts)
 
     def _process(self, processor: Processor, image: np.ndarray, ts: float) -> None:
         t0 = time.perf_counter()

@@ -111,3 +111,18 @@ def test_event_snapshot_from_pixels_when_nothing_was_encoded():
     out = cv2.imdecode(np.frombuffer(snap, np.uint8), cv2.IMREAD_COLOR)
     assert out.shape[:2] == (240, 320)
     assert make_snapshot(_jpeg(), 240, 100_000) is not None
+
+
+def test_a_camera_jpeg_is_decoded_small_for_a_module_that_can_use_it_when_nobody_looks():
+    class Module:
+        @staticmethod
+        def input_width():
+            return 160
+
+    enc = Encoder(FakePublisher(), 80)
+    frame = CapturedFrame(1, 1.0, jpeg=as_jpeg(_jpeg(640, 480)))
+    assert enc.pixels(frame, Module, fits=True).shape[:2] == (120, 160)  # 1/4 scale
+    assert not frame.decoded and enc.reduced == 1
+    enc.set_demand(1, {})
+    frame = CapturedFrame(2, 2.0, jpeg=as_jpeg(_jpeg(640, 480)))
+    assert enc.pixels(frame, Module, fits=True).shape[:2] == (480, 640)  # watched: full
