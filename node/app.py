@@ -204,6 +204,9 @@ class Node:
                 "web_url": base + "/" if base else None,
                 "stream_url": base + "/stream.mjpg" if base else None,
                 "snapshot_url": base + "/snapshot.jpg" if base else None,
+                # For dashboards (Home Assistant thumbnails): small variants, node/variants.py
+                "thumbnail_url": base + "/snapshot.jpg?width=320" if base else None,
+                "dashboard_stream_url": base + "/stream.mjpg?width=640&fps=5" if base else None,
                 "commands": self.dispatcher.commands,
                 "started": round(self._started_at, 3)}
 
