@@ -182,6 +182,11 @@ class Node:
         if viewers != before:
             self.notify()
 
+    def worker_reported(self, pid: int) -> bool:
+        """Whether the web worker process `pid` (on this host) reported in the last 5 s."""
+        now = time.monotonic()
+        return any(w.endswith(f":{pid}") and now - v[0] < 5 for w, v in list(self._viewers.items()))
+
     def viewer_summary(self) -> dict:
         now = time.monotonic()
         fresh = {w: v for w, v in self._viewers.items() if now - v[0] < 5}
