@@ -45,8 +45,8 @@ def conform(out: np.ndarray, width: int, height: int) -> tuple[np.ndarray | None
         out = out.astype(np.uint8) * 255
         notes.append("bool")
     elif out.dtype.kind in "iu" and out.dtype != np.uint8:
-        out = np.clip(out, 0, 255).astype(np.uint8)
         notes.append(str(out.dtype))
+        out = np.clip(out, 0, 255).astype(np.uint8)
     elif out.dtype.kind == "f":
         notes.append(str(out.dtype))
         out = np.nan_to_num(out.astype(np.float32, copy=False), nan=0.0, posinf=255.0,

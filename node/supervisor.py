@@ -140,8 +140,8 @@ class Part:
             late = now - deadline + self.stall_after
             if not self._stalled_logged:
                 self._stalled_logged = True
-                log.error("%s stalled: no progress for %.0f s", self.name, late)
-            return f"stalled: no progress for {late:.0f} s", time.time() - (now - deadline)
+                log.error("%s stalled: no progress for %.1f s", self.name, late)
+            return f"stalled: no progress for {late:.1f} s", time.time() - (now - deadline)
         if self._stalled_logged:
             self._stalled_logged = False
             log.info("%s makes progress again", self.name)
