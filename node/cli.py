@@ -148,6 +148,8 @@ class Workers:
                 if now >= self._due.pop(i):
                     self.restarts[i] = self.restarts.get(i, 0) + 1
                     self._spawn(i)
+                    if self.supervisor is not None:
+                        self.supervisor.count("web", restarted=True)
                     self._waiting.add(i)
                     self._report(i, f"worker {i} restarted (restart {self.restarts[i]}), "
                                  "waiting for it to reach the node")
@@ -161,6 +163,9 @@ class Workers:
                           i, p.pid, p.returncode, backoff)
                 self._report(i, f"worker {i} exited with {p.returncode}; restarting in "
                              f"{backoff:.0f} s")
+                if self.supervisor is not None:
+                    self.supervisor.count("web", crashed=f"worker {i} exited with "
+                                          f"{p.returncode}")
             elif i in self._waiting and self.reported(p.pid):
                 self._waiting.discard(i)
                 log.info("web worker %d (pid %d) is back", i, p.pid)

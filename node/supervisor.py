@@ -170,6 +170,7 @@ class Part:
                     break
                 self.crashes += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                self.supervisor.count(self.part, crashed=self.last_error)
                 if time.monotonic() - started >= HEALTHY_RUN:
                     backoff, self._down_since = BACKOFF_MIN, None
                 if self._down_since is None:
@@ -184,6 +185,7 @@ class Part:
             backoff = min(backoff * 2, BACKOFF_MAX)
             self._restart_at = None
             self.restarts += 1
+            self.supervisor.count(self.part, restarted=True)
             log.info("%s restarted (restart %d)", self.name, self.restarts)
             self.supervisor.changed()
         self._restart_at = None
@@ -203,6 +205,7 @@ class Supervisor:
         self._lock = threading.Lock()
         self._parts: list[Part] = []
         self._external: dict[tuple[str, str], tuple[str, float]] = {}
+        self._totals: dict[str, dict] = {}  # part -> crashes, restarts, last_error (ever)
 
     def spawn(self, part: str, body: Callable[[], None], stop: threading.Event, *,
               name: str | None = None, stall_after: float = STALL_AFTER) -> Part:
@@ -228,6 +231,16 @@ class Supervisor:
         if (old is None) != (reason is None) or (old and old[0] != reason):
             self.changed()
 
+    def count(self, part: str, crashed: str | None = None, restarted: bool = False) -> None:
+        """Count a crash (its error text) or a restart of `part` (any thread)."""
+        with self._lock:
+            c = self._totals.setdefault(part, {"crashes": 0, "restarts": 0, "last_error": None})
+            if crashed is not None:
+                c["crashes"] += 1
+                c["last_error"] = crashed
+            if restarted:
+                c["restarts"] += 1
+
     def changed(self) -> None:
         try:
             self.on_change()
@@ -250,17 +263,12 @@ class Supervisor:
         return out
 
     def status(self) -> dict:
-        """Crash and restart counts per part name (summed over its threads)."""
+        """Per part name: running threads, and crashes and restarts since the start."""
         with self._lock:
-            parts = list(self._parts)
-        out: dict[str, dict] = {}
-        for p in parts:
-            s = out.setdefault(p.part, {"threads": 0, "crashes": 0, "restarts": 0,
-                                        "last_error": None})
-            s["threads"] += 1
-            s["crashes"] += p.crashes
-            s["restarts"] += p.restarts
-            s["last_error"] = p.last_error or s["last_error"]
+            out = {k: {"threads": 0, **v} for k, v in self._totals.items()}
+            for p in self._parts:
+                out.setdefault(p.part, {"threads": 0, "crashes": 0, "restarts": 0,
+                                        "last_error": None})["threads"] += 1
         return out
 
 

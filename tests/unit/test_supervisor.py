@@ -127,7 +127,7 @@ def test_stopped_parts_leave_the_registry(stop):
     part = s.spawn("commands", lambda: stop.wait(), stop)
     stop.set()
     assert part.join(2)
-    assert s.status() == {} and s.problems() == []
+    assert s.status() == {} and s.problems() == []  # no threads, nothing counted
 
 
 def test_external_reports_set_and_clear_and_degraded_ones_do_not_fail():
