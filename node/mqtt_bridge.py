@@ -275,7 +275,7 @@ class MqttBridge:
         key = {k: state.get(k) for k in SIGNIFICANT}
         key["source"] = (state.get("source") or {}).get("status")
         key["mqtt"] = self.connected
-        key["health"] = sorted((p.get("part"), p.get("since")) for p in
+        key["health"] = sorted(p.get("part") for p in  # which parts, not their timings
                                (state.get("health") or {}).get("problems", []))
         with self._lock:
             due = now - self._last_state_at >= self.cfg.stats_interval_s
