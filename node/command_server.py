@@ -13,6 +13,7 @@ import threading
 import zmq
 
 from node.dispatcher import MAX_PAYLOAD, Dispatcher, error
+from node.supervisor import Supervisor, beat
 from node.wire import encode_json
 
 log = logging.getLogger(__name__)
@@ -21,14 +22,16 @@ log = logging.getLogger(__name__)
 class CommandServer:
     """Owns the ROUTER socket and its thread; start()/stop() are idempotent."""
 
-    def __init__(self, bind: str, dispatcher: Dispatcher, context: zmq.Context | None = None):
+    def __init__(self, bind: str, dispatcher: Dispatcher, context: zmq.Context | None = None,
+                 supervisor: Supervisor | None = None):
+        self.supervisor = supervisor or Supervisor()  # runs the thread (part `commands`)
         self.bind = bind
         self.endpoint = ""
         self.dispatcher = dispatcher
         self._ctx = context or zmq.Context.instance()
         self._sock: zmq.Socket | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._part = None
 
     def start(self) -> None:
         if self._sock is not None:
@@ -39,15 +42,14 @@ class CommandServer:
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._sock = sock
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="commands", daemon=True)
-        self._thread.start()
+        self._part = self.supervisor.spawn("commands", self._run, self._stop)
         log.info("accepting commands on %s", self.endpoint)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(5)
-            self._thread = None
+        if self._part is not None:
+            self._part.join(5)
+            self._part = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -57,6 +59,7 @@ class CommandServer:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         while not self._stop.is_set():
+            beat()
             if not poller.poll(250):
                 continue
             parts = sock.recv_multipart()

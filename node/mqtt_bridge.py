@@ -29,6 +29,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from node.config import MqttConfig
 from node.discovery import discovery_payload
 from node.dispatcher import Dispatcher, error, request_id_of
+from node.supervisor import Supervisor, beat
 from node.topics import Topics
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class MqttBridge:
         self._queue: queue.Queue = queue.Queue(maxsize=100)
         self._stop = threading.Event()
         self._announce_due = threading.Event()
-        self._worker: threading.Thread | None = None
+        self._worker = None  # the `mqtt` part of node.supervisor
         self._last_state: dict | None = None
         self._last_state_at = 0.0
         self._discovery_timer: threading.Timer | None = None
@@ -101,8 +102,8 @@ class MqttBridge:
         client.on_message = self._on_message
         self._client = client
         self._stop.clear()
-        self._worker = threading.Thread(target=self._work, name="mqtt-commands", daemon=True)
-        self._worker.start()
+        supervisor: Supervisor = getattr(self.node, "supervisor", None) or Supervisor()
+        self._worker = supervisor.spawn("mqtt", self._work, self._stop, name="mqtt-commands")
         if v5:
             client.connect_async(self.host, self.port, cfg.keepalive,
                                  clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY)
@@ -129,6 +130,7 @@ class MqttBridge:
         client.loop_stop()
         if self._worker:
             self._worker.join(5)
+            self._worker = None
         self.connected = False
         log.info("MQTT: disconnected")
 
@@ -174,6 +176,7 @@ class MqttBridge:
     # -- command thread --------------------------------------------------------------------
     def _work(self) -> None:
         while not self._stop.is_set():
+            beat()
             try:
                 msg = self._queue.get(timeout=0.2)
             except queue.Empty:
@@ -272,6 +275,8 @@ class MqttBridge:
         key = {k: state.get(k) for k in SIGNIFICANT}
         key["source"] = (state.get("source") or {}).get("status")
         key["mqtt"] = self.connected
+        key["health"] = sorted(p.get("part") for p in  # which parts, not their timings
+                               (state.get("health") or {}).get("problems", []))
         with self._lock:
             due = now - self._last_state_at >= self.cfg.stats_interval_s
             if not force and key == self._last_state and not due:
