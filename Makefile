@@ -36,6 +36,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(PY) -m bench.run $(ARGS)
 	$(PY) -m bench.processors
+	$(PY) -m bench.mqtt_rtt
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info
