@@ -195,6 +195,17 @@ class MqttBridge:
                 self._handle(msg)
             except Exception:
                 log.exception("MQTT: handling a message failed")
+                self._answer_failure(msg)
+
+    def _answer_failure(self, msg: mqtt.MQTTMessage) -> None:
+        """Still one answer when handling a request raised (a bug): internal_error."""
+        try:
+            command = self.topics.command_of(msg.topic)
+            if command is not None:
+                self._reply(command, error(_request_id(msg), command, "internal_error",
+                                           "internal error, see the node's log"), msg)
+        except Exception:
+            log.exception("MQTT: answering a failed request failed too")
 
     def _announce(self) -> None:
         """After every (re)connect: retained topics, discovery, then `online`."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import queue
 import socket
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -128,3 +130,24 @@ def test_no_delay_sets_tcp_nodelay():
     with socket.socket() as s:
         _no_delay(None, None, s)
         assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_a_request_that_raises_is_still_answered_internal_error(bridge, monkeypatch, caplog):
+    def broken(command, payload, allow_internal=True):
+        raise RuntimeError("bug in a handler")
+
+    monkeypatch.setattr(bridge.dispatcher, "handle_raw", broken)
+    bridge._queue.put(message(f"{bridge.topics.base}/request/roi/get", {"id": "b1"}))
+    bridge._stop.clear()
+    worker = threading.Thread(target=bridge._work, daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not bridge._client.published and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        bridge._stop.set()
+        worker.join(2)
+    [(topic, body, _)] = bridge._client.published
+    assert json.loads(body)["error"]["code"] == "internal_error"
+    assert json.loads(body)["id"] == "b1" and "bug in a handler" in caplog.text
