@@ -75,6 +75,7 @@ def _load(args: argparse.Namespace) -> ConfigStore:
         sys.exit(2)
     store = ConfigStore(cfg, path, _overrides(args))
     _setup_logging(store.config.log_level)
+    store.remove_stale_temp_files()
     return store
 
 

@@ -6,15 +6,20 @@ and answered on the same socket. Bound to loopback unless configured otherwise.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 
 import zmq
 
+from node import strictjson
 from node.dispatcher import MAX_PAYLOAD, Dispatcher, error
 from node.supervisor import Supervisor, beat
 from node.wire import encode_json
+
+# A REST body (at most MAX_PAYLOAD bytes) arrives JSON-escaped inside the message: up
+# to 6 bytes per character (\uXXXX) plus the envelope.
+MESSAGE_MAX = 6 * MAX_PAYLOAD + 4096
+MAX_PAYLOAD_DEPTH = strictjson.MAX_DEPTH + 1
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +79,26 @@ class CommandServer:
                 log.warning("could not answer a command: %s", exc)
 
     def _answer(self, body: bytes) -> dict:
-        if len(body) > MAX_PAYLOAD + 4096:
-            return error(None, "", "validation_failed", "command message too large")
+        """Exactly one envelope per message; never raises (a bug in a handler or in
+        parsing is answered `internal_error` and logged with its traceback)."""
         try:
-            req = json.loads(body)
-            command = req["command"]
-            payload = req.get("payload", {})
-            if not isinstance(command, str):
-                raise TypeError("command must be a string")
-        except (ValueError, KeyError, TypeError) as exc:
-            return error(None, "", "invalid_json", f"malformed command message: {exc}")
-        if isinstance(payload, (str, bytes)):
+            return self._dispatch(body)
+        except Exception:
+            log.exception("answering a command message failed")
+            return error(None, "", "internal_error", "internal error, see the node's log")
+
+    def _dispatch(self, body: bytes) -> dict:
+        try:
+            # The payload travels as a JSON string inside the message: allow for escaping.
+            req = strictjson.loads(body, max_bytes=MESSAGE_MAX, max_depth=MAX_PAYLOAD_DEPTH)
+        except strictjson.JsonRefused as exc:
+            return error(None, "", exc.code, f"command message refused: {exc.message}",
+                         exc.issues)
+        command = req.get("command") if isinstance(req, dict) else None
+        if not isinstance(command, str):
+            return error(None, "", "invalid_json",
+                         'command message must be {"command": str, "payload": ...}')
+        payload = req.get("payload", {})
+        if isinstance(payload, str):
             return self.dispatcher.handle_raw(command, payload)
         return self.dispatcher.handle(command, payload)

@@ -24,7 +24,7 @@ from web.base import BaseHandler, WebContext
 
 log = logging.getLogger(__name__)
 
-HTTP_STATUS = {"ok": 200, "invalid_json": 400, "validation_failed": 400,
+HTTP_STATUS = {"ok": 200, "invalid_json": 400, "too_large": 413, "validation_failed": 400,
                "unknown_command": 404, "unknown_module": 404, "not_found": 404,
                "exists": 409, "version_conflict": 409, "module_error": 422,
                "unavailable": 503, "internal_error": 500}
