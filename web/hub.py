@@ -163,7 +163,8 @@ class NodeLink:
             self._loop.call_soon(self._on_dealer)
             return await asyncio.wait_for(fut, timeout)
         except zmq.Again:
-            return _unavailable(request_id, command, "node not reachable")
+            return _unavailable(request_id, command, "node not reachable" + (
+                "" if self.curve else " (or it wants a command key: camnode web --keys DIR)"))
         except asyncio.TimeoutError:
             return _unavailable(request_id, command, f"node did not answer in {timeout:g} s")
         finally:
