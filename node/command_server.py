@@ -1,7 +1,9 @@
 """ZeroMQ transport for the dispatcher: web workers (and relays) send commands here.
 
 A ROUTER socket served by its own thread; each request is handled by the dispatcher
-and answered on the same socket. Bound to loopback unless configured otherwise.
+and answered on the same socket. Bound to loopback unless configured otherwise, and
+(given `keys`) a CURVE server that only the node's workers and keyed relays can reach
+(node/curve.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 import zmq
 
 from node import strictjson
+from node.curve import CurveGuard, ServerKeys
 from node.dispatcher import MAX_PAYLOAD, Dispatcher, error
 from node.supervisor import Supervisor, beat
 from node.wire import encode_json
@@ -28,9 +31,11 @@ class CommandServer:
     """Owns the ROUTER socket and its thread; start()/stop() are idempotent."""
 
     def __init__(self, bind: str, dispatcher: Dispatcher, context: zmq.Context | None = None,
-                 supervisor: Supervisor | None = None):
+                 supervisor: Supervisor | None = None, keys: ServerKeys | None = None):
         self.supervisor = supervisor or Supervisor()  # runs the thread (part `commands`)
         self.bind = bind
+        self.keys = keys
+        self._guard: CurveGuard | None = None
         self.endpoint = ""
         self.dispatcher = dispatcher
         self._ctx = context or zmq.Context.instance()
@@ -43,12 +48,16 @@ class CommandServer:
             return
         sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
+        if self.keys is not None and not self.bind.startswith("inproc://"):
+            self._guard = CurveGuard(self.keys)
+            self._guard.secure(self._ctx, sock)
         sock.bind(self.bind)
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._sock = sock
         self._stop.clear()
         self._part = self.supervisor.spawn("commands", self._run, self._stop)
-        log.info("accepting commands on %s", self.endpoint)
+        log.info("accepting commands on %s%s", self.endpoint,
+                 " (CURVE: keyed clients only)" if self._guard else "")
 
     def stop(self) -> None:
         self._stop.set()
@@ -58,6 +67,9 @@ class CommandServer:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        if self._guard is not None:
+            self._guard.stop()
+            self._guard = None
 
     def _run(self) -> None:
         sock = self._sock

@@ -30,7 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "pipeline": {"autostart": True, "module": "passthrough", "module_params": {},
                  "processor_dirs": [], "stamp": True},
     "zmq": {"publish": "tcp://127.0.0.1:5555", "command": "tcp://127.0.0.1:5556"},
-    "web": {"host": "0.0.0.0", "port": 8080, "workers": 1, "max_clients": 2000},
+    "web": {"host": "0.0.0.0", "port": 8080, "workers": 1, "max_clients": 2000,
+            "allowed_hosts": [], "header_timeout_s": 20, "body_timeout_s": 30},
     "colours": {},
     "rois": {},
     "rois_version": 0,
@@ -89,6 +90,9 @@ class WebConfig:
     port: int
     workers: int
     max_clients: int
+    allowed_hosts: tuple[str, ...] = ()
+    header_timeout_s: float = 20.0
+    body_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,8 @@ def parse_config(doc: Any, source: str = "config", base_dir: Path = Path(".")) -
                                 tuple(pipe["processor_dirs"]), pipe["stamp"]),
         zmq=ZmqConfig(m["zmq"]["publish"], m["zmq"]["command"]),
         web=WebConfig(m["web"]["host"], m["web"]["port"], m["web"]["workers"],
-                      m["web"]["max_clients"]),
+                      m["web"]["max_clients"], tuple(m["web"]["allowed_hosts"]),
+                      float(m["web"]["header_timeout_s"]), float(m["web"]["body_timeout_s"])),
         colours={k: tuple(v) for k, v in m["colours"].items()},
         rois=copy.deepcopy(m["rois"]),
         rois_version=m["rois_version"],
