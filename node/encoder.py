@@ -48,6 +48,7 @@ class Plan:
     full: bool = False
     reasons: tuple[str, ...] = ()
     variants: list[Variant] = field(default_factory=list)
+    shots: frozenset = frozenset()  # the one-shot requests it answers
 
     def __bool__(self) -> bool:
         return self.full or bool(self.variants)
@@ -124,10 +125,12 @@ class Encoder:
     # -- pipeline thread ------------------------------------------------------------------
     def plan(self, ts: float) -> Plan:
         """Who needs a picture of the frame captured at `ts` (once per frame)."""
-        if self._stash is not None and self._stash[0] == ts:
-            plan, self._stash = self._stash[1], None
-            return plan
+        stash, self._stash = self._stash, None
+        if stash is not None and stash[0] == ts:
+            return stash[1]
         with self._cond:
+            if stash is not None:  # planned for a frame that was then dropped: ask again
+                self._shots |= stash[1].shots
             shots, self._shots = self._shots, set()
             full_viewers, active = self._full_viewers, list(self._active)
         reasons = []
@@ -148,7 +151,7 @@ class Encoder:
                 variants.append(v)
         for key in shots - {""} - {v.key for v in variants}:
             variants.append(Variant(key, *parse_key(key)))
-        return Plan(bool(reasons), tuple(reasons), variants)
+        return Plan(bool(reasons), tuple(reasons), variants, frozenset(shots))
 
     def publish(self, image: np.ndarray, ts: float, module: str, kind: str,
                 plan: Plan | None = None) -> bytes | None:
