@@ -157,6 +157,13 @@ class Node:
         self.pid = 0
 
     def __enter__(self) -> "Node":
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _start(self) -> "Node":
         cfg = self.workdir / "config.json"
         cfg.write_text(json.dumps(self.config))
         log = open(self.workdir / "node.log", "w")
@@ -176,9 +183,13 @@ class Node:
         if m is None:
             raise RuntimeError("node did not start:\n" + (self.workdir / "node.log").read_text())
         port = free_port()
+        keys = []  # a node with CURVE on its command socket (node/curve.py) wants its key
+        if (self.workdir / ".camnode-curve").is_dir():
+            keys = ["--keys", str(self.workdir / ".camnode-curve")]
         web = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-m", "node.cli", "web",
                                 "--connect", m.group(1), "--command", m.group(2), "--host",
-                                "127.0.0.1", "--port", str(port), "--log-level", "WARNING"],
+                                "127.0.0.1", "--port", str(port), "--log-level", "WARNING",
+                                *keys],
                                cwd=self.tree, stdout=open(self.workdir / "web.log", "w"),
                                stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(web)
@@ -257,6 +268,8 @@ def run_case(tree: Path, name: str, cfg: dict, viewer_sets: dict[str, tuple[str,
                     v.start()
                 time.sleep(1.5)  # warm-up: the node hears of the viewers, frames flow
                 rows[label].append(node.measure(seconds))
+                if any(v.bytes == 0 for v in viewers):
+                    raise RuntimeError(f"{name}, {label}: a viewer got no frames")
                 for v in viewers:
                     v.stop.set()
                 for v in viewers:
@@ -294,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     os.sched_setaffinity(0, {0})
+    # SIGTERM unwinds like Ctrl-C, so every node started here is stopped.
+    signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     tree = args.tree.resolve()
     cases = args.cases.split(",")
     sizes = SIZES[:1] if args.quick else SIZES

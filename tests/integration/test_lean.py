@@ -229,3 +229,14 @@ def test_camera_jpegs_are_decoded_small_for_motion_while_nobody_watches(run_node
         assert _decode(jpeg).shape[:2] == (240, 320)
     finally:
         reader.close()
+
+
+def test_event_snapshots_come_without_viewers(run_node):
+    node = run_node({**DEMAND, "camera": {"fps": 15}, "pipeline": {"encode": "demand",
+                                                                    "module": "motion"}})
+    events = wait_for(lambda: [e for e in get_json(node.url + "/api/events")["events"]
+                               if e.get("snapshot")], timeout=20, what="an event snapshot")
+    status, headers, body = request(node.url + events[0]["snapshot"])
+    assert status == 200 and _decode(body).shape[1] > 0
+    enc = _enc(node)
+    assert enc["encoded_for"]["viewers"] == 0  # nobody watched; the snapshot came anyway
