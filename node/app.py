@@ -58,7 +58,7 @@ class Node:
         cfg = store.config
         self.store = store
         self.web_url = web_url
-        self.registry = Registry(cfg.processor_dirs())
+        self.registry = Registry(cfg.processor_dirs(), cfg.pipeline.examples)
         self.publisher = Publisher(cfg.zmq.publish)
         self.events = EventEngine(cfg.events, cfg.node_id, [PubEventSink(self.publisher)])
         self.pipeline = Pipeline(cfg.camera, self.publisher, cfg.pipeline.stamp,
