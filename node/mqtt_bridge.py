@@ -300,7 +300,7 @@ class MqttBridge:
         now = time.monotonic()
         key = state_key(state)
         key["mqtt"] = self.connected
-        fps = state.get("fps") if state.get("pipeline") == "running" else 0
+        fps = state.get("fps")
         self._labels = labels_of(state)
         with self._lock:
             since = now - self._last_state_at

@@ -103,9 +103,12 @@ def test_stopping_is_published_at_once_and_the_frame_rate_follows(bridge):
     clock["now"] += 0.5
     b.publish_state(state(pipeline="stopped", fps=30.0))  # frames still fresh
     assert states_sent(rec)[-1]["pipeline"] == "stopped"
+    clock["now"] += 1
+    b.publish_state(state(pipeline="stopped", fps=0.0))  # frames stale: the rate drops
+    assert len(states_sent(rec)) == 2  # not yet: rate limit
     clock["now"] += DIAGNOSTICS_MIN_INTERVAL_S
-    b.publish_state(state(pipeline="stopped", fps=0.0))  # nothing new for Home Assistant
-    assert len(states_sent(rec)) == 2
+    b.publish_state(state(pipeline="stopped", fps=0.0))
+    assert states_sent(rec)[-1]["fps"] == 0.0  # flows reading the raw state see it too
 
 
 # -- problems (item 3) -----------------------------------------------------------------------
