@@ -248,3 +248,36 @@ def test_hidden_examples_still_load_by_name(tmp_path):
 def test_examples_setting_hides_only_the_built_in_examples(tmp_path):
     (tmp_path / "example_mine.py").write_text("def process_image(src):\n    return True\n")
     assert "example_mine" in Registry([tmp_path]).available()
+
+
+def test_roi_occupancy_status_can_be_read_while_frames_are_processed():
+    # The state thread calls status() while the pipeline thread runs process_image, which
+    # adds and drops per-ROI entries as ROIs change; reading must never raise.
+    occ = fresh("roi_occupancy")
+    frame = np.zeros((120, 160, 3), np.uint8)
+    stop, errors = threading.Event(), []
+
+    def frames():
+        i = 0
+        while not stop.is_set():
+            n = 1 + i % 40
+            common.configure({f"r{k}": {"left": k % 90, "top": 0, "right": k % 90 + 10,
+                                        "bottom": 10} for k in range(n)}, {})
+            occ.process_image(frame)
+            i += 1
+
+    t = threading.Thread(target=frames)
+    t.start()
+    try:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            try:
+                occ.status()
+            except RuntimeError as exc:
+                errors.append(exc)
+                break
+    finally:
+        stop.set()
+        t.join()
+        common.configure({}, {})
+    assert not errors, errors
