@@ -3,7 +3,7 @@ entity ids it makes of one, per generation. Test helper: no Home Assistant impor
 
 Written from reading homeassistant/components/mqtt/ (schemas.py, config.py, entity.py,
 discovery.py, the platform files) and helpers/entity_platform.py in the wheels of
-2024.10.4, 2024.11.3, 2024.12.0, 2025.10.0 and 2026.11.0:
+2024.10.4, 2024.11.3, 2024.12.0, 2025.10.0, 2026.4.0 and 2026.11.0:
 
 - Device discovery (`<prefix>/device/<id>/config`) is absent in 2024.10.4 and present from
   2024.11 (DEVICE_DISCOVERY_SCHEMA: `device`, `origin` and `components` required; the top
@@ -12,7 +12,7 @@ discovery.py, the platform files) and helpers/entity_platform.py in the wheels o
   unknown key is dropped without a word, a known key with a bad value refuses the entity.
 - Entity id: 2024.11-2025.9 use `object_id`; 2025.10-2026.3 use `default_entity_id`
   (`<domain>.<object id>`) before `object_id` (no warning when both are there); from
-  2026.4 `object_id` is not in the schema any more. Without either, the id is the slug of
+  2026.4 `object_id` is not in the schema any more (so it is dropped silently). Without either, the id is the slug of
   "<device name> <entity name>" (entity_platform.py); a taken id gets `_2`, `_3`.
 """
 
@@ -85,7 +85,10 @@ GENERATIONS = (
     Generation("2024.11", ("object_id",), frozenset({"object_id"}), True),
     Generation("2025.10", ("default_entity_id", "object_id"),
                frozenset({"object_id", "default_entity_id"}), True),
-    Generation("2026.4", ("default_entity_id",),
+    Generation("2026.4", ("default_entity_id",), frozenset({"default_entity_id"}), True),
+    # As read in 2026.11.0 (first release with these not pinned down): two more common
+    # keys, and sensors / binary sensors may no longer be entity_category "config".
+    Generation("2026.11", ("default_entity_id",),
                frozenset({"default_entity_id", "message_expiry_interval",
                           "visible_by_default"}), False),
 )

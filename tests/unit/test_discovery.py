@@ -307,9 +307,9 @@ def test_without_the_id_keys_home_assistant_would_name_entities_after_the_device
 def test_a_validator_that_cannot_fail_is_worthless_so_show_it_failing():
     doc = payload()
     doc["components"]["pipeline"]["stat_topic"] = "x"            # typo: dropped silently
-    doc["components"]["fps"]["entity_category"] = "config"       # refused by 2026.4+
+    doc["components"]["fps"]["entity_category"] = "config"       # refused by 2026.11
     doc["device"]["mf"] = "x"                                    # unknown device key
-    new = ha.problems(doc, ha.GENERATIONS[2])
+    new = ha.problems(doc, ha.GENERATIONS[-1])
     assert any("'stat_topic' is dropped silently" in p for p in new)
     assert any("entity_category 'config'" in p for p in new)
     assert any("device: unknown key 'mf'" in p for p in new)
