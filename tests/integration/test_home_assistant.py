@@ -11,7 +11,7 @@ import jinja2
 import pytest
 
 from tests import ha_mqtt_discovery as ha
-from tests.integration.conftest import Broker
+from tests.integration.conftest import Broker, MjpegReader
 
 BASE = "camnode/test"
 DISCOVERY = "homeassistant/device/camnode_test/config"
@@ -129,3 +129,19 @@ def test_a_module_that_fails_to_load_shows_as_the_last_error(ha_node, broker, tm
     shown = _render(template, state)
     assert "broken" in shown and "missing" in shown
     assert state["module"] == "service"  # the old module keeps running
+
+
+def test_viewers_are_published_when_they_change(ha_node, broker):
+    node, probe = ha_node(broker)
+    template = _json(probe.wait(DISCOVERY))["components"]["viewers"]["value_template"]
+    mark = probe.mark()
+    viewer = MjpegReader(node.url + "/stream.mjpg")
+    try:
+        viewer.read_part()
+        shown = probe.wait(f"{BASE}/state", lambda m: _json(m)["viewers"] == 1, since=mark,
+                           timeout=8)  # the stats refresh is 30 s: this is on change
+        assert _render(template, _json(shown)) == "1"
+    finally:
+        viewer.close()
+    probe.wait(f"{BASE}/state", lambda m: _json(m)["viewers"] == 0,
+               since=probe.mark(), timeout=10)
