@@ -64,7 +64,7 @@ class Node:
         self.store = store
         self.web_url = web_url
         self.supervisor = Supervisor(on_change=self.notify)
-        self.registry = Registry(cfg.processor_dirs())
+        self.registry = Registry(cfg.processor_dirs(), cfg.pipeline.examples)
         self.publisher = Publisher(cfg.zmq.publish)
         self.events = EventEngine(cfg.events, cfg.node_id, [PubEventSink(self.publisher)],
                                   supervisor=self.supervisor)

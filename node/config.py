@@ -28,7 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "camera": {"width": 640, "height": 480, "fps": 30, "jpeg_quality": 80, "rotate": 0,
                "reconnect_max_s": 10},
     "pipeline": {"autostart": True, "module": "passthrough", "module_params": {},
-                 "processor_dirs": [], "stamp": True},
+                 "processor_dirs": [], "stamp": True,
+                 "examples": False},
     "zmq": {"publish": "tcp://127.0.0.1:5555", "command": "tcp://127.0.0.1:5556"},
     "web": {"host": "0.0.0.0", "port": 8080, "workers": 1, "max_clients": 2000,
             "allowed_hosts": [], "header_timeout_s": 20, "body_timeout_s": 30},
@@ -76,6 +77,7 @@ class PipelineConfig:
     module_params: dict
     processor_dirs: tuple[str, ...]
     stamp: bool
+    examples: bool = False  # list the example_* modules (page, Home Assistant select)
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,8 @@ def parse_config(doc: Any, source: str = "config", base_dir: Path = Path(".")) -
         camera=CameraConfig(cam["source"], cam["width"], cam["height"], float(cam["fps"]),
                             cam["jpeg_quality"], cam["rotate"], float(cam["reconnect_max_s"])),
         pipeline=PipelineConfig(pipe["autostart"], pipe["module"], dict(pipe["module_params"]),
-                                tuple(pipe["processor_dirs"]), pipe["stamp"]),
+                                tuple(pipe["processor_dirs"]), pipe["stamp"],
+                                pipe["examples"]),
         zmq=ZmqConfig(m["zmq"]["publish"], m["zmq"]["command"]),
         web=WebConfig(m["web"]["host"], m["web"]["port"], m["web"]["workers"],
                       m["web"]["max_clients"], tuple(m["web"]["allowed_hosts"]),
