@@ -36,6 +36,12 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(PY) -m bench.run $(ARGS)
 	$(PY) -m bench.processors
+	$(PY) -m bench.detect_eval $(DETECT_ARGS)
+
+# The objects detector's model (~70 MB, pinned sha256) into models/ beside config.json.
+.PHONY: model
+model: $(VENV)/.installed
+	$(VENV)/bin/camnode fetch-model
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

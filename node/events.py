@@ -290,6 +290,11 @@ class EventEngine:
         gets occupancy and a count per ROI, OFF/0 until seen. Any thread."""
         self._labels = tuple(sorted({str(x)[:64] for x in labels or ()}))
 
+    def labels_of(self, roi: str) -> list[str]:
+        """Labels with per-label topics for `roi` (tracked now or seen), any thread."""
+        seen = {label for (name, label) in list(self.label_occupied) if name == roi}
+        return sorted(seen | set(self._labels))
+
     def submit(self, detections: list, ts: float, jpeg: bytes | None, width: int,
                height: int) -> None:
         """Called by the pipeline thread for every processed frame; never blocks."""

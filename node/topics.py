@@ -80,6 +80,14 @@ class Topics:
     def count(self, roi: str) -> str:
         return self._t(f"roi/{roi}/count")
 
+    def roi_label_occupancy(self, roi: str, label: str) -> str:
+        """Retained `ON`/`OFF`: an object of `label` is in `roi`."""
+        return self._t(f"roi/{roi}/{label}/occupancy")
+
+    def roi_label_count(self, roi: str, label: str) -> str:
+        """Retained integer: how many objects of `label` are in `roi`."""
+        return self._t(f"roi/{roi}/{label}/count")
+
     @property
     def discovery(self) -> str:
         return f"{self.discovery_prefix}/device/camnode_{self.node_id}/config"
