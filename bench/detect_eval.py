@@ -131,8 +131,9 @@ def evaluate(name: str, photos: dict, truths: dict, repeat: int = 3) -> dict:
         per_label[label] = {"truth": tp + fn, "found": tp + fp, "tp": tp,
                             "recall": round(tp / (tp + fn), 3) if tp + fn else None,
                             "precision": round(tp / (tp + fp), 3) if tp + fp else None}
-    return {"detector": name, "labels": per_label, "ms_p50": round(statistics.median(ms), 1),
-            "ms_max": round(max(ms), 1), "detections": found}
+    return {"detector": name, "labels": per_label,
+            "ms_p50": round(statistics.median(ms), 1) if ms else None,
+            "ms_max": round(max(ms), 1) if ms else None, "detections": found}
 
 
 # -- synthetic scenes -----------------------------------------------------------------------
