@@ -193,3 +193,26 @@ def test_detections_are_drawn_and_returned_every_frame_while_fresh(fake_net, loa
     assert [d["label"] for d in res.detections] == ["person"]
     assert res.frame[60, 80:240].any()  # the box's top edge is drawn
     assert first.error is None and res.error is None
+
+
+def _config(tmp_path, params) -> str:
+    import json
+    from pathlib import Path
+
+    doc = json.loads((Path(__file__).resolve().parents[2] / "config.json").read_text())
+    doc["pipeline"].update({"module": "objects", "module_params": params})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_check_config_checks_the_modules_parameters(tmp_path, capsys):
+    from node.cli import main
+
+    bad = _config(tmp_path, {"labels": ["person", "unicorn"], "min_score": 3})
+    assert main(["check-config", bad]) == 1
+    err = capsys.readouterr().err
+    assert "$.pipeline.module_params.labels[1]: 'unicorn' is not one of" in err
+    assert "$.pipeline.module_params.min_score: 3 is greater than the maximum of 1" in err
+    good = _config(tmp_path, {"labels": ["person", "car"], "roi_labels": {"door": ["car"]}})
+    assert main(["check-config", good]) == 0
