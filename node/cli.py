@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from node import __version__
-from node.children import die_with_parent
+from node.children import guarded
 from node.config import Config, ConfigError, ConfigStore, load_config
 
 log = logging.getLogger("camnode")
@@ -128,8 +128,8 @@ class Workers:
                "--command", self.command, "--fd", str(self.sock.fileno()),
                "--worker", str(i), "--max-clients", str(self.max_clients),
                "--log-level", self.log_level]
-        self.procs[i] = subprocess.Popen(cmd, pass_fds=(self.sock.fileno(),), env=self.env,
-                                         preexec_fn=die_with_parent)
+        self.procs[i] = subprocess.Popen(guarded(cmd), pass_fds=(self.sock.fileno(),),
+                                         env=self.env)
 
     def start(self) -> None:
         for i in range(self.count):
@@ -249,30 +249,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    problems = _module_params_problems(cfg)
-    if problems:
-        print(f"{args.config}: module {cfg.pipeline.module!r} refuses its parameters\n"
-              + "\n".join(problems), file=sys.stderr)
+    from node.loader import Registry, module_config_issues
+
+    issues = module_config_issues(Registry(cfg.processor_dirs()), cfg.pipeline.module,
+                                  cfg.pipeline.module_params)
+    if issues:
+        print(ConfigError(str(args.config), issues), file=sys.stderr)
         return 1
     print(f"{args.config}: OK (node {cfg.node_id}, source {cfg.camera.source}, "
           f"{len(cfg.rois)} ROI(s))")
     return 0
 
-
-def _module_params_problems(cfg: Config) -> list[str]:
-    """`pipeline.module_params` checked against the module's PARAMS_SCHEMA, read from
-    its source without running it (an unknown module is reported at start, not here)."""
-    from node.loader import Registry, UnknownModule
-    from node.schemas import StrictValidator, issues_for
-
-    registry = Registry(cfg.processor_dirs())
-    try:
-        registry.path_of(cfg.pipeline.module)
-    except UnknownModule:
-        return []
-    schema = registry.params_schema(cfg.pipeline.module) or {"type": "object", "maxProperties": 0}
-    return [f"  $.pipeline.module_params{i.path[1:]}: {i.reason}"
-            for i in issues_for(StrictValidator(schema), cfg.pipeline.module_params)]
 
 
 def cmd_install_service(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import time
 
 from tornado import web
 
-from node import metrics
+from web import metrics
 from node.wire import reply_error
 from web.auth import SESSION_COOKIE, SESSION_DAYS, session_user
 from web.base import BaseHandler, WebContext

@@ -5,7 +5,7 @@
 "use strict";
 import { $, toast, describeError } from "./dom.js";
 import { api, getJSON, goLogin, LiveSocket, xsrfToken } from "./net.js";
-import { RoiEditor } from "./roi-editor.js";
+import { RoiEditor, setNamePattern } from "./roi-editor.js";
 import { EventList } from "./events.js";
 import { ModuleForm } from "./module-form.js";
 
@@ -147,7 +147,10 @@ async function resync() {
   const [s, rois, events] = await Promise.all([
     getJSON("/api/state"), api("roi/get"), getJSON("/api/events")]);
   if (s) showState(s);
-  if (rois.status === "ok") roiEditor.setServer(rois.data.version, rois.data.rois);
+  if (rois.status === "ok") {
+    setNamePattern(rois.data.name_pattern);
+    roiEditor.setServer(rois.data.version, rois.data.rois);
+  }
   if (events && Array.isArray(events.events)) eventList.load(events.events);
 }
 
