@@ -33,7 +33,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-import cv2
 import numpy as np
 
 from node.config import EventsConfig
