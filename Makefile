@@ -37,6 +37,7 @@ bench: $(VENV)/.installed-bench
 	$(PY) -m bench.run $(ARGS)
 	$(PY) -m bench.processors
 	$(PY) -m bench.detect_eval $(DETECT_ARGS)
+	$(PY) -m bench.detect_node
 
 # The objects detector's model (~70 MB, pinned sha256) into models/ beside config.json.
 .PHONY: model
