@@ -223,3 +223,12 @@ def test_check_config_checks_the_modules_parameters(tmp_path, capsys):
     assert "$.pipeline.module_params.min_score: 3 is greater than the maximum of 1" in err
     good = _config(tmp_path, {"labels": ["person", "car"], "roi_labels": {"door": ["car"]}})
     assert main(["check-config", good]) == 0
+
+
+@pytest.mark.parametrize("module, labels", [("people", ["person"]), ("faces", ["face"])])
+def test_the_light_detectors_declare_their_labels_too(module, labels):
+    proc = Registry().load(module, {})
+    try:
+        assert proc.status()["labels"] == labels  # Home Assistant gets per-label entities
+    finally:
+        proc.close()
