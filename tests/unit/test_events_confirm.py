@@ -283,3 +283,29 @@ def test_make_snapshot_without_boxes_leaves_the_frame_alone():
     img = cv2.imdecode(np.frombuffer(make_snapshot(_grey_jpeg(), 240, 100_000), np.uint8),
                        cv2.IMREAD_COLOR)
     assert np.abs(img.astype(int) - 90).max() < 10
+
+
+def test_a_background_detectors_one_run_ghost_repeated_on_many_frames_never_fires():
+    """people/faces repeat their newest result on every frame until the next run: one
+    run's ghost shown on ten frames is still one sighting."""
+    import time
+
+    from processors.background import BackgroundDetector
+
+    answers = [[{"label": "person", "score": 0.9, "box_pct": [10, 10, 30, 60]}]]
+    worker = BackgroundDetector(lambda f: answers.pop(0) if answers else [], "ghost")
+    tr = Tracker(cfg(), "porch")
+    frame_ = np.zeros((48, 64, 3), np.uint8)
+    try:
+        worker.submit(frame_)
+        deadline = time.monotonic() + 5
+        while worker.runs < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        events = []
+        for i in range(10):
+            dets = [normalise(d, 64, 48) for d in worker.latest()]
+            events += tr.update(dets, T0 + i * 0.05)
+        assert len(tr.tracks) == 1 and events == []
+    finally:
+        worker.close()
