@@ -329,6 +329,8 @@ class MqttBridge:
             self.occupancy(roi, occupied, count)
         if node.events:
             self.motion(node.events.motion_on)
+            for (roi, label), (occupied, count) in dict(node.events.label_occupied).items():
+                self.label_occupancy(roi, label, occupied, count)
         self.publish_discovery(force=force_discovery, modules=state["modules"])
 
     def publish_state(self, state: dict, force: bool = False) -> None:
@@ -410,10 +412,18 @@ class MqttBridge:
     def motion(self, on: bool) -> None:
         self._publish(self.topics.motion, "ON" if on else "OFF", retain=True)
 
-    def clear_roi(self, roi: str) -> None:
+    def label_occupancy(self, roi: str, label: str, occupied: bool, count: int) -> None:
+        self._publish(self.topics.roi_label_occupancy(roi, label), "ON" if occupied else "OFF",
+                      retain=True)
+        self._publish(self.topics.roi_label_count(roi, label), str(count), retain=True)
+
+    def clear_roi(self, roi: str, labels=()) -> None:
         """An ROI was deleted: remove its retained topics (empty retained payload)."""
         self._publish(self.topics.occupancy(roi), b"", retain=True)
         self._publish(self.topics.count(roi), b"", retain=True)
+        for label in labels:
+            self._publish(self.topics.roi_label_occupancy(roi, label), b"", retain=True)
+            self._publish(self.topics.roi_label_count(roi, label), b"", retain=True)
 
     def snapshot(self, jpeg: bytes, ts: float) -> None:
         """A new snapshot: retained on `snapshot` (camera entity, flows that start later)
