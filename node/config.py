@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
                "reconnect_max_s": 10, "mjpg": True},
     "pipeline": {"autostart": True, "module": "passthrough", "module_params": {},
                  "processor_dirs": [], "stamp": True,
-                 "encode": "demand", "max_variants": 4},
+                 "encode": "demand", "max_variants": 4, "examples": False},
     "zmq": {"publish": "tcp://127.0.0.1:5555", "command": "tcp://127.0.0.1:5556"},
     "web": {"host": "0.0.0.0", "port": 8080, "workers": 1, "max_clients": 2000,
             "allowed_hosts": [], "header_timeout_s": 20, "body_timeout_s": 30},
@@ -80,6 +80,7 @@ class PipelineConfig:
     stamp: bool
     encode: str = "demand"  # "demand": JPEG only when someone needs a picture; "always"
     max_variants: int = 4  # scaled/slowed streams encoded at once (?width=&fps=)
+    examples: bool = False  # list the example_* modules (page, Home Assistant select)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,9 @@ class EventsConfig:
     min_score: float
     snapshot_height: int
     snapshot_max_bytes: int
+    confirm_frames: int = 3
+    stationary_after_s: float = 10.0
+    stationary_end_after_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -215,7 +219,7 @@ def parse_config(doc: Any, source: str = "config", base_dir: Path = Path(".")) -
                             cam["mjpg"]),
         pipeline=PipelineConfig(pipe["autostart"], pipe["module"], dict(pipe["module_params"]),
                                 tuple(pipe["processor_dirs"]), pipe["stamp"],
-                                pipe["encode"], pipe["max_variants"]),
+                                pipe["encode"], pipe["max_variants"], pipe["examples"]),
         zmq=ZmqConfig(m["zmq"]["publish"], m["zmq"]["command"]),
         web=WebConfig(m["web"]["host"], m["web"]["port"], m["web"]["workers"],
                       m["web"]["max_clients"], tuple(m["web"]["allowed_hosts"]),
