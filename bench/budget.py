@@ -37,7 +37,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -62,14 +61,6 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Viewer(threading.Thread):
@@ -185,19 +176,26 @@ class Node:
                 raise RuntimeError("node died:\n" + (self.workdir / "node.log").read_text())
         if m is None:
             raise RuntimeError("node did not start:\n" + (self.workdir / "node.log").read_text())
-        port = free_port()
         keys = []  # a node with CURVE on its command socket (node/curve.py) wants its key
         if (self.workdir / ".camnode-curve").is_dir():
             keys = ["--keys", str(self.workdir / ".camnode-curve")]
         web = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-m", "node.cli", "web",
                                 "--connect", m.group(1), "--command", m.group(2), "--host",
-                                "127.0.0.1", "--port", str(port), "--log-level", "WARNING",
-                                *keys],
+                                "127.0.0.1", "--port", "0", "--log-level", "INFO", *keys],
                                cwd=self.tree, stdout=open(self.workdir / "web.log", "w"),
                                stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(web)
-        self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
+        while not self.url:  # port 0: the worker says which port it got
+            found = re.search(r"listening on http://127\.0\.0\.1:(\d+)/",
+                              (self.workdir / "web.log").read_text())
+            if found:
+                self.url = f"http://127.0.0.1:{found.group(1)}"
+            elif web.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("web worker did not start:\n"
+                                   + (self.workdir / "web.log").read_text())
+            else:
+                time.sleep(0.1)
         while time.monotonic() < deadline:
             try:
                 if self.state().get("pipeline") == "running" and self.handled() > 10:
