@@ -338,8 +338,9 @@ class Pipeline:
                   result.error or self._module_error)
         jpeg = self._publish(out, done.ts, worker.processor.name, wire.KIND_LIVE, plan)
         t2 = time.perf_counter()
-        self._encode_ms.append((t2 - t1) * 1000)
-        self.encode_hist.observe(t2 - t1)
+        if plan:  # frames nobody needed are counted in `encoding`, not timed here
+            self._encode_ms.append((t2 - t1) * 1000)
+            self.encode_hist.observe(t2 - t1)
         if self._on_frame is not None:  # pixels when not encoded: events make their own JPEG
             self._on_frame(result.detections, done.ts, out if jpeg is None else jpeg,
                            *done.size)
