@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 
-from node.children import die_with_parent
+from node.children import guarded
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +66,15 @@ class PrivateBroker:
         conf = os.path.join(self._dir.name, "mosquitto.conf")
         with open(conf, "w", encoding="utf-8") as f:
             # Stay the user we are: switching (mosquitto does when started as root) would
-            # cancel die_with_parent and lose access to this temporary config.
+            # cancel the parent-death signal and lose access to this temporary config.
             f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
                     f"user {getpass.getuser()}\npersistence false\n"
                     "log_dest stderr\nlog_type error\nlog_type warning\n")
         # Own session: Ctrl-C in a terminal must not stop the broker before the node has
-        # said "offline"; die_with_parent: a killed node leaves no broker behind.
-        self.proc = subprocess.Popen([self.binary, "-c", conf], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True,
-                                     preexec_fn=die_with_parent)
+        # said "offline"; guarded: a killed node leaves no broker behind.
+        self.proc = subprocess.Popen(guarded([self.binary, "-c", conf]),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from node import __version__
-from node.children import die_with_parent
+from node.children import guarded
 from node.config import Config, ConfigError, ConfigStore, load_config
 
 log = logging.getLogger("camnode")
@@ -133,8 +133,8 @@ class Workers:
                "--command", self.command, "--fd", str(self.sock.fileno()),
                "--worker", str(i), "--max-clients", str(self.max_clients),
                "--log-level", self.log_level]
-        self.procs[i] = subprocess.Popen(cmd, pass_fds=(self.sock.fileno(),), env=self.env,
-                                         preexec_fn=die_with_parent)
+        self.procs[i] = subprocess.Popen(guarded(cmd), pass_fds=(self.sock.fileno(),),
+                                         env=self.env)
         self._started[i] = time.monotonic()
 
     def start(self) -> None:
@@ -283,6 +283,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
+        return 1
+    from node.loader import Registry, module_config_issues
+
+    issues = module_config_issues(Registry(cfg.processor_dirs()), cfg.pipeline.module,
+                                  cfg.pipeline.module_params)
+    if issues:
+        print(ConfigError(str(args.config), issues), file=sys.stderr)
         return 1
     print(f"{args.config}: OK (node {cfg.node_id}, source {cfg.camera.source}, "
           f"{len(cfg.rois)} ROI(s))")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from node.config import ConfigError, roi_issues
 from node.loader import InvalidParams, ModuleLoadError, UnknownModule
-from node.schemas import ValidationIssue, has_schema, validate
+from node.schemas import ValidationIssue, has_schema, roi_name_pattern, validate
 from node.wire import reply_error, reply_ok
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ class Dispatcher:
     # -- ROIs: every edit checks if_version, validates, persists atomically, then applies --
     def _roi_get(self, payload: dict) -> dict:
         cfg = self.node.store.config
-        return {"version": cfg.rois_version, "rois": cfg.rois}
+        return {"version": cfg.rois_version, "rois": cfg.rois, "name_pattern": roi_name_pattern()}
 
     def _edit_rois(self, payload: dict, edit: Callable[[dict], None]) -> dict:
         cfg = self.node.store.config

@@ -211,3 +211,16 @@ class Processor:
             self._last_logged = now
             log.error("module %s failed (%d errors so far): %s", self.name, self.errors, message)
         return Result(frame, [], message)
+
+
+def module_config_issues(registry: Registry, name: str, params: Any) -> list[ValidationIssue]:
+    """What is wrong with a configured module and its `module_params`, read without
+    importing the module (check-config calls this, so checking runs no module code)."""
+    try:
+        registry.path_of(name)
+    except UnknownModule:
+        return [ValidationIssue("$.pipeline.module", f"no module named {name!r}; available: "
+                                + ", ".join(registry.available()))]
+    schema = registry.params_schema(name) or {"type": "object", "maxProperties": 0}
+    return [ValidationIssue("$.pipeline.module_params" + i.path[1:], i.reason)
+            for i in issues_for(StrictValidator(schema), params)]

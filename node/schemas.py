@@ -97,3 +97,10 @@ def issues_for(v: Draft202012Validator, doc: Any) -> list[ValidationIssue]:
 def validate(name: str, doc: Any) -> list[ValidationIssue]:
     """Validate `doc` against the named schema; an empty list means valid."""
     return issues_for(validator(name), doc)
+
+
+@functools.lru_cache(maxsize=None)
+def roi_name_pattern() -> str:
+    """The ROI-name rule, defined once in config.schema.json; the page gets it from roi/get."""
+    schema = json.loads((SCHEMA_DIR / "config.schema.json").read_text(encoding="utf-8"))
+    return schema["$defs"]["roi_name"]["pattern"]

@@ -35,14 +35,18 @@ PARAMS_SCHEMA = {
 }
 
 _params: dict = with_defaults(PARAMS_SCHEMA, {})
-_rois: dict[str, dict] = {}  # name -> {"bg", "box", "occupied", "since", "fraction"}
+# Owned by the pipeline thread (process_image): name -> {"bg", "box", "occupied", ...}.
+_rois: dict[str, dict] = {}
+# What status() shows: a new dict made by the pipeline thread after each frame and never
+# changed afterwards, so the state thread can read it while the next frame is processed.
+_status: dict[str, dict] = {}
 _clock = time.monotonic  # tests replace it to play frames faster than real time
 
 
 def setup(params: dict) -> None:
-    global _params, _rois
+    global _params, _rois, _status
     _params = with_defaults(PARAMS_SCHEMA, params)
-    _rois = {}
+    _rois, _status = {}, {}
 
 
 def _step(name: str, region: np.ndarray, box: tuple, now: float) -> dict:
@@ -67,6 +71,7 @@ def _step(name: str, region: np.ndarray, box: tuple, now: float) -> dict:
 
 
 def process_image(src: np.ndarray):
+    global _status
     h, w = src.shape[:2]
     width = min(_params["width"], w)
     grey = cv2.cvtColor(cv2.resize(src, (width, max(1, round(h * width / w))),
@@ -91,9 +96,11 @@ def process_image(src: np.ndarray):
             x1p, _, _, y2p = roi_to_pixels(roi, w, h)
             draw_text(src, f"{st['fraction']:.0%}", (x1p + 4, y2p - 4), scale=0.5,
                       anchor="bottom-left")
+    _status = {name: {"occupied": st["occupied"], "fraction": st["fraction"]}
+               for name, st in _rois.items()}
     return True, detections
 
 
 def status() -> dict:
-    return {name: {"occupied": st["occupied"], "fraction": st["fraction"]}
-            for name, st in _rois.items()}
+    """Per-ROI occupancy as of the last frame (state thread; reads a finished snapshot)."""
+    return _status

@@ -18,7 +18,6 @@ from pathlib import Path
 from tornado import httpserver, netutil, web
 from tornado.ioloop import PeriodicCallback
 
-from node.supervisor import LoopWatchdog
 from web.auth import AuthConfig, cookie_secret
 from web.base import WebContext
 from web.handlers import (AuthStaticHandler, CommandHandler, EventSnapshotHandler,
@@ -28,6 +27,7 @@ from web.handlers import (AuthStaticHandler, CommandHandler, EventSnapshotHandle
 from web.hub import NodeLink
 from web.live import EventLog, LiveHub, LiveSocket
 from web.stream import Fanout, StreamHandler
+from web.watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ def test_automation_topics_are_node_topics():
 
 
 def test_prometheus_rules_use_metrics_the_node_exports():
-    from node.metrics import render
+    from web.metrics import render
 
     state = {"node_id": "porch", "pipeline": "running", "frames": {
         "captured": 1, "published": 1, "skipped": 0, "dropped_by_module": 0}, "metrics": {

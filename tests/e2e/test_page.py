@@ -117,6 +117,9 @@ def test_detection_events_appear_live_with_snapshots(run_node, page, tmp_path):
     expect(card).to_be_visible(timeout=30_000)
     expect(card.locator("strong")).to_have_text("person")
     expect(card.locator(".score")).to_have_text("90%")
+    # While the walker is tracked the status line says so (it was "motion|still" before,
+    # which any text matched).
+    expect(page.locator("#s-motion")).to_have_text("motion")
     # The snapshot taken when the object appeared is shown as a thumbnail.
     thumb = card.locator(".thumb img")
     expect(thumb).to_be_visible(timeout=15_000)
@@ -129,7 +132,8 @@ def test_detection_events_appear_live_with_snapshots(run_node, page, tmp_path):
     # ...and the object leaves: its card says it ended.
     expect(page.locator("#events li.event.end").first).to_be_visible(timeout=30_000)
     expect(page.locator("#events li.event.end .tag").first).to_have_text("ended")
-    expect(page.locator("#s-motion")).to_have_text(re.compile("motion|still"))
+    # Gone for 1 s (occupancy_off_delay_s) and not back for another 4 s: "still".
+    expect(page.locator("#s-motion")).to_have_text("still", timeout=10_000)
 
 
 def test_no_signal_is_shown_as_such(run_node, page, tmp_path):

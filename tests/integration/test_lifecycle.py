@@ -52,6 +52,23 @@ def test_check_config_lists_errors_and_accepts_the_default(camnode, write_config
     assert "$.camera.width" in bad.output and "$.camera.fps" in bad.output
 
 
+def test_check_config_checks_module_params_against_the_modules_schema(camnode, write_config):
+    # motion's PARAMS_SCHEMA bounds sensitivity; an unknown key and an unknown module are
+    # refused too, all without importing (running) the module's code.
+    bad = camnode("check-config", str(write_config(
+        {"pipeline": {"module": "motion", "module_params": {"sensitivity": 5000, "nope": 1}}})))
+    assert bad.proc.wait(30) == 1
+    assert "$.pipeline.module_params.sensitivity" in bad.output
+    assert "nope" in bad.output and "Traceback" not in bad.output
+    unknown = camnode("check-config", str(write_config(
+        {"pipeline": {"module": "no_such_module"}}, name="unknown.json")))
+    assert unknown.proc.wait(30) == 1 and "$.pipeline.module" in unknown.output
+    good = camnode("check-config", str(write_config(
+        {"pipeline": {"module": "motion", "module_params": {"sensitivity": 50}}},
+        name="good.json")))
+    assert good.proc.wait(30) == 0, good.output
+
+
 def test_sigterm_stops_node_and_web_workers(run_node):
     node = run_node({"web": {"workers": 2}})
     pids = wait_for(lambda: len(ps := _worker_pids(node)) == 2 and ps, what="two workers")

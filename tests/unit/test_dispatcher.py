@@ -255,3 +255,21 @@ def test_pipeline_commands_do_not_touch_the_config_file(dispatcher, config_path)
     dispatcher.handle("pipeline/stop", {})
     assert config_path.read_bytes() == before
     assert sorted(os.listdir(config_path.parent)) == ["config.json"]
+
+
+def test_roi_name_rule_is_defined_once_and_sent_to_the_page(dispatcher):
+    # The page validates names with the pattern roi/get sends; the node refuses with the
+    # same definition (schemas/config.schema.json $defs.roi_name), so they cannot disagree.
+    import re
+
+    from node.schemas import SCHEMA_DIR
+    schema = json.loads((SCHEMA_DIR / "config.schema.json").read_text())
+    pattern = schema["$defs"]["roi_name"]["pattern"]
+    reply = dispatcher.handle("roi/get", {})
+    assert reply["data"]["name_pattern"] == pattern
+    refused = dispatcher.handle("roi/add", {"name": "front door", "left": 1, "top": 1,
+                                            "right": 5, "bottom": 5})
+    assert_error(refused, "validation_failed")
+    assert detail_paths(refused) == {"$.name"} and not re.match(pattern, "front door")
+    texts = [p.read_text() for p in (SCHEMA_DIR / "commands").glob("roi.*.schema.json")]
+    assert not any(pattern in t for t in texts), "the ROI-name pattern is written again"

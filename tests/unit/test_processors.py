@@ -233,3 +233,36 @@ def test_built_in_modules_are_listed():
     assert {"motion", "faces", "people", "roi_occupancy", "passthrough", "service",
             "example_minimal", "example_detections", "example_params"} <= set(Registry().available())
     assert "background" not in Registry().available()
+
+
+def test_roi_occupancy_status_can_be_read_while_frames_are_processed():
+    # The state thread calls status() while the pipeline thread runs process_image, which
+    # adds and drops per-ROI entries as ROIs change; reading must never raise.
+    occ = fresh("roi_occupancy")
+    frame = np.zeros((120, 160, 3), np.uint8)
+    stop, errors = threading.Event(), []
+
+    def frames():
+        i = 0
+        while not stop.is_set():
+            n = 1 + i % 40
+            common.configure({f"r{k}": {"left": k % 90, "top": 0, "right": k % 90 + 10,
+                                        "bottom": 10} for k in range(n)}, {})
+            occ.process_image(frame)
+            i += 1
+
+    t = threading.Thread(target=frames)
+    t.start()
+    try:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            try:
+                occ.status()
+            except RuntimeError as exc:
+                errors.append(exc)
+                break
+    finally:
+        stop.set()
+        t.join()
+        common.configure({}, {})
+    assert not errors, errors

@@ -5,7 +5,7 @@
 "use strict";
 import { $, toast, describeError } from "./dom.js";
 import { api, getJSON, goLogin, LiveSocket, xsrfToken } from "./net.js";
-import { RoiEditor } from "./roi-editor.js";
+import { RoiEditor, setNamePattern } from "./roi-editor.js";
 import { EventList } from "./events.js";
 import { ModuleForm } from "./module-form.js";
 
@@ -70,11 +70,12 @@ function showHealth(health) {
   const banner = $("health");
   banner.hidden = problems.length === 0;
   if (!problems.length) return;
-  const failing = problems.filter((p) => !DEGRADED.has(p.part));
+  const failing = Array.isArray(health.failing) ? health.failing
+    : [...new Set(problems.filter((p) => !DEGRADED.has(p.part)).map((p) => p.part))];
   banner.classList.toggle("failing", failing.length > 0);
   banner.dataset.parts = problems.map((p) => p.part).join(" ");
   $("health-title").textContent = failing.length
-    ? `Node unhealthy: ${[...new Set(failing.map((p) => p.part))].join(", ")} not working`
+    ? `Node unhealthy: ${failing.join(", ")} not working`
     : "Working with problems";
   const list = $("health-list");
   list.replaceChildren(...problems.map((p) => {
@@ -171,7 +172,10 @@ async function resync() {
   const [s, rois, events] = await Promise.all([
     getJSON("/api/state"), api("roi/get"), getJSON("/api/events")]);
   if (s) showState(s);
-  if (rois.status === "ok") roiEditor.setServer(rois.data.version, rois.data.rois);
+  if (rois.status === "ok") {
+    setNamePattern(rois.data.name_pattern);
+    roiEditor.setServer(rois.data.version, rois.data.rois);
+  }
   if (events && Array.isArray(events.events)) eventList.load(events.events);
 }
 

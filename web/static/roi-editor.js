@@ -11,7 +11,12 @@ import { el, $, bgrToCss, toast, describeError } from "./dom.js";
 import { api } from "./net.js";
 
 const EDGES = ["left", "top", "right", "bottom"];
-const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+// The ROI-name rule is the node's (schemas/config.schema.json $defs.roi_name), sent with
+// every roi/get answer; until one arrives only the node checks names.
+let nameRe = null;
+export function setNamePattern(pattern) {
+  try { nameRe = pattern ? new RegExp(pattern) : null; } catch { nameRe = null; }
+}
 const MIN_SIZE = 1;          // percent: smallest box a drag can make or shrink to
 const HANDLES = ["nw", "n", "ne", "e", "se", "s", "sw", "w"];
 const FALLBACK_COLOURS = {   // used until the node tells its colour table
@@ -290,7 +295,7 @@ export class RoiEditor {
     const seen = new Map();
     for (const it of this.items) {
       let reason = null;
-      if (!NAME_RE.test(it.name)) reason = "letters, digits, _ and - only (1–64)";
+      if (nameRe && !nameRe.test(it.name)) reason = "letters, digits, _ and - only (1–64)";
       else if (seen.has(it.name)) reason = "another ROI has this name";
       if (reason) this.errors.set(it.key, { name: reason });
       seen.set(it.name, it.key);
@@ -336,7 +341,10 @@ export class RoiEditor {
     this.pending = { items: clone(this.items), base: clone(this.base) };
     const reply = await api("roi/get");
     this.dirty = false;
-    if (reply.status === "ok") this.applyServer(reply.data.version, reply.data.rois);
+    if (reply.status === "ok") {
+      setNamePattern(reply.data.name_pattern);
+      this.applyServer(reply.data.version, reply.data.rois);
+    }
     else if (this.remote) this.applyServer(this.remote.version, this.remote.rois);
     else this.render();
     toast("ROIs changed elsewhere — reloaded; re-apply your edit", true);
