@@ -42,7 +42,8 @@ class CommandServer:
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._sock = sock
         self._stop.clear()
-        self._part = self.supervisor.spawn("commands", self._run, self._stop)
+        # A command may load a module (imports, model files): allow it 30 s before "stalled".
+        self._part = self.supervisor.spawn("commands", self._run, self._stop, stall_after=30)
         log.info("accepting commands on %s", self.endpoint)
 
     def stop(self) -> None:

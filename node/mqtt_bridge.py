@@ -103,7 +103,8 @@ class MqttBridge:
         self._client = client
         self._stop.clear()
         supervisor: Supervisor = getattr(self.node, "supervisor", None) or Supervisor()
-        self._worker = supervisor.spawn("mqtt", self._work, self._stop, name="mqtt-commands")
+        self._worker = supervisor.spawn("mqtt", self._work, self._stop, name="mqtt-commands",
+                                        stall_after=30)  # a command may load a module
         if v5:
             client.connect_async(self.host, self.port, cfg.keepalive,
                                  clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY)

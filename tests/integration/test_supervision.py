@@ -190,6 +190,18 @@ def test_a_stalled_pipeline_turns_healthz_503_until_it_moves_again(live):
     _works(node, url, probe, "pipeline")
 
 
+def test_a_lost_camera_is_a_problem_but_not_a_failure(run_node, tmp_path):
+    node = run_node({"camera": {"source": str(tmp_path / "missing.mp4")}})
+    state = wait_for(lambda: (s := node.state())["health"]["problems"] and s,
+                     what="the lost source in the health")
+    assert [p["part"] for p in state["health"]["problems"]] == ["source"]
+    assert "missing.mp4" in state["health"]["problems"][0]["reason"]
+    assert state["health"]["ok"] is False and state["health"]["failing"] == []
+    status, body = _healthz(node.url)  # camnode itself works: 200, the problem named
+    assert status == 200 and body["failing"] == []
+    assert body["problems"][0]["part"] == "source"
+
+
 def test_a_web_worker_that_dies_is_restarted_and_reported_meanwhile(run_node):
     node = run_node({"web": {"workers": 2}})
     wait_for(lambda: node.state()["web_workers"] == 2, what="two workers reporting")
