@@ -21,6 +21,7 @@ from typing import Any, Callable
 import zmq
 
 from node import wire
+from web.watchdog import CallbackGuard
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,12 @@ class NodeLink:
         dealer.setsockopt(zmq.IMMEDIATE, 1)  # never queue a command for a node that is down
         dealer.connect(self.command_endpoint)
         self._sub, self._dealer = sub, dealer
-        self._loop.add_reader(sub.getsockopt(zmq.FD), self._on_sub)
-        self._loop.add_reader(dealer.getsockopt(zmq.FD), self._on_dealer)
-        self._loop.call_soon(self._on_sub)
+        # Guarded: a reader that raised would never be called again (edge-triggered FD).
+        on_sub = CallbackGuard(self._on_sub, "frame/state reader")
+        self._loop.add_reader(sub.getsockopt(zmq.FD), on_sub)
+        self._loop.add_reader(dealer.getsockopt(zmq.FD),
+                              CallbackGuard(self._on_dealer, "command reply reader"))
+        self._loop.call_soon(on_sub)
         log.info("worker %d subscribed to %s, commands to %s", os.getpid(),
                  self.publish_endpoint, self.command_endpoint)
 

@@ -60,3 +60,43 @@ class LoopWatchdog:
                 faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
                 self.on_stall()
                 return
+
+
+class CallbackGuard:
+    """Supervises one of the worker's socket callbacks (NodeLink's SUB and DEALER readers).
+
+    ZeroMQ's FD is edge-triggered: a reader that raised half-way through draining its
+    socket would never be called again, and the worker would go silently blind. The guard
+    logs the exception with its traceback, counts it and runs the callback again after a
+    back-off (0.1 s doubling to 5 s, reset by a clean run). Loop thread only.
+    """
+
+    def __init__(self, fn: Callable[[], None], name: str):
+        self.fn = fn
+        self.name = name
+        self.crashes = 0
+        self.last_error: str | None = None
+        self._backoff = 0.1
+        self._retry: asyncio.TimerHandle | None = None
+
+    def __call__(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        try:
+            self.fn()
+        except Exception as exc:
+            self.crashes += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("web worker %d: %s failed (%d so far): %s; again in %.1f s",
+                      os.getpid(), self.name, self.crashes, self.last_error, self._backoff,
+                      exc_info=True)
+            self._retry = asyncio.get_running_loop().call_later(self._backoff, self)
+            self._backoff = min(self._backoff * 2, 5.0)
+        else:
+            self._backoff = 0.1
+
+    def cancel(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
