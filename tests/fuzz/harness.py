@@ -15,7 +15,6 @@ import json
 import re
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
