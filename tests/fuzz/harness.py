@@ -123,10 +123,13 @@ class Target:
 
     # -- transports --------------------------------------------------------------------
     def mqtt(self, command: str, body: bytes, timeout: float = 10.0) -> dict | None:
+        """`command` "plain:pipeline/set" publishes on the plain `<base>/pipeline/set`."""
         corr = str(next(self._ids)).encode()
         props = Properties(PacketTypes.PUBLISH)
         props.CorrelationData = corr
-        self.client.publish(f"{BASE}/request/{command}", body, qos=1,
+        topic = (f"{BASE}/{command[6:]}" if command.startswith("plain:")
+                 else f"{BASE}/request/{command}")
+        self.client.publish(topic, body, qos=1,
                             properties=props).wait_for_publish(5)
         with self._cond:
             if not self._cond.wait_for(lambda: corr in self._answers, timeout):

@@ -20,9 +20,10 @@ import sys
 import time
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
 
 from tests.fuzz.harness import Stats, Target, check, rest_commands, still_answering
-from tests.fuzz.strategies import command_schemas, request
+from tests.fuzz.strategies import command_schemas, plain, request
 
 
 def run(target: Target, transport: str, commands: list[str], cases: int,
@@ -32,7 +33,7 @@ def run(target: Target, transport: str, commands: list[str], cases: int,
 
     @settings(max_examples=cases, derandomize=seed_value is None, database=None,
               deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(request(commands))
+    @given(st.one_of(request(commands), plain()) if transport == "mqtt" else request(commands))
     def one(case):
         check(target, stats, transport, *case)
         if stats.sent % 1000 == 0:
