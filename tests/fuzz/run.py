@@ -16,6 +16,7 @@ answer, and the node's RSS before and after. Exit status 1 when a goal is missed
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -46,11 +47,16 @@ def run(target: Target, transport: str, commands: list[str], cases: int,
     return stats
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="camnode's long fuzz run")
     ap.add_argument("--cases", type=int, default=6000, help="per transport (default 6000)")
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the broker and node on SIGTERM too
     commands = sorted(command_schemas())
     target = Target().start()
     try:
