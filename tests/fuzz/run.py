@@ -38,8 +38,8 @@ def run(target: Target, transport: str, commands: list[str], cases: int,
     def one(case):
         check(target, stats, transport, *case)
         if stats.sent % 1000 == 0:
-            print(f"  {transport}: {stats.sent} sent, {time.monotonic() - started:.0f} s",
-                  flush=True)
+            print(f"  {transport}: {stats.sent} sent, {time.monotonic() - started:.0f} s, "
+                  f"node RSS {target.rss_kib() / 1024:.1f} MiB", flush=True)
 
     if seed_value is not None:
         one = seed(seed_value)(one)

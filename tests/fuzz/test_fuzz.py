@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from tests.fuzz.harness import Stats, Target, check, rest_commands, still_answering
 from tests.fuzz.strategies import command_schemas, plain, request
 
-EXAMPLES = 120  # per transport; about 10 s each on an idle machine
+EXAMPLES = 200  # per transport: ~20 s for both with node start-up, on an idle machine
 SETTINGS = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
                     suppress_health_check=list(HealthCheck), print_blob=True)
 
