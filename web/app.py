@@ -106,6 +106,7 @@ async def serve(publish: str, command: str, sockets: list[socket.socket],
 
     async def report() -> None:
         fanout.sample()
+        close_revoked(ctx)
         await link.command("viewers/report", {
             "worker": f"{socket.gethostname()}:{os.getpid()}",
             "viewers": len(fanout.clients),
@@ -128,6 +129,24 @@ async def serve(publish: str, command: str, sockets: list[socket.socket],
     ctx.live.close_all()
     await server.close_all_connections()
     link.stop()
+
+
+def close_revoked(ctx: WebContext) -> None:
+    """Close the streams and live sockets opened with a session that has ended (logout
+    in any worker): revoking a session also cuts what it is already watching. Called
+    every second by the worker, on its loop thread."""
+    if not ctx.auth.enabled:
+        return
+    ended = lambda sid: sid is not None and ctx.sessions.user(sid) is None  # noqa: E731
+    streams = [c for c in ctx.fanout.clients.values() if ended(c.session)]
+    sockets = [s for s in ctx.live.sockets if ended(s.session)]
+    for client in streams:
+        client.close(None)
+    for sock in sockets:
+        sock.close()
+    if streams or sockets:
+        log.info("closed %d stream(s) and %d live socket(s) of ended sessions",
+                 len(streams), len(sockets))
 
 
 def run_worker(publish: str, command: str, *, fd: int | None = None, host: str = "0.0.0.0",
