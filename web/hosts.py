@@ -8,8 +8,8 @@ WebSocket upgrade) must name the node by one of its own names — `localhost`, t
 machine's host name (and `<hostname>.local`), the names in `web.allowed_hosts` or
 `--allowed-host` — or by an IP address (a literal address cannot be rebound, and covers
 LAN, Docker and VPN addresses alike). When an `Origin` is sent, it must be the same
-host and port as the Host or one of those names too (an IP-literal *Origin* is not enough: that
-would be another site's page). `*` in the allowed list turns the check off.
+host and port as the Host, or one of those names (an IP-literal *Origin* is not enough:
+that would be another site's page). `*` in the allowed list turns the check off.
 
 Built once per worker (`HostCheck.from_system`, which reads the host name); `refusal` is
 called on the loop thread for each request.
