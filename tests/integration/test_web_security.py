@@ -85,6 +85,31 @@ def test_malformed_paths_answer_4xx_never_500(run_node, auth):
     assert "Traceback" not in node.output and "Uncaught exception" not in node.output
 
 
+BIG = "9" * 5000
+BAD_HEADERS = [  # (method, path, headers): numbers and addresses in headers, parsed by us
+    ("POST", "/api/roi/get", f"Host: x:{BIG}"),  # Tornado's own int() of the port raised
+    ("GET", "/", f"Host: localhost:{BIG}"),
+    ("POST", "/api/roi/get", "Host: localhost\r\nOrigin: http://[zz"),
+    ("POST", "/api/roi/get", f"Host: localhost\r\nOrigin: http://localhost:{BIG}"),
+    ("POST", "/api/roi/get", "Host: [zz"),
+    ("POST", "/api/roi/get", f"Host: localhost\r\nX-XSRFToken: 2|zz|{BIG}|zz\r\n"
+                             f"Cookie: _xsrf=2|zz|{BIG}|zz"),
+    ("GET", "/static/app.js", f"Host: localhost\r\nRange: bytes={BIG}-"),
+    ("GET", "/snapshot.jpg", "Host: localhost\r\nAuthorization: Basic %%%%"),
+    ("GET", "/api/state", "Host: localhost\r\nAuthorization: Bearer \xff\xfe"),
+]
+
+
+def test_malformed_headers_answer_4xx_never_500(run_node):
+    node = run_node(env=ENV)
+    for method, path, headers in BAD_HEADERS:
+        answer = _raw(node.url, (f"{method} {path} HTTP/1.1\r\n{headers}\r\nContent-Type: "
+                                 "application/json\r\nContent-Length: 2\r\n"
+                                 "Connection: close\r\n\r\n{}").encode("latin-1"))
+        assert answer and _status(answer) < 500, (headers[:60], answer[:200])
+    assert "Traceback" not in node.output and "Uncaught exception" not in node.output
+
+
 # -- B.10 ------------------------------------------------------------------------------------
 def _closed_after(url: str, first: bytes, trickle: bytes | None, limit: float) -> float:
     """Send `first`, then (if given) one byte of `trickle` every 0.25 s; the seconds until
