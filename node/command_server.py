@@ -8,15 +8,21 @@ and answered on the same socket. Bound to loopback unless configured otherwise, 
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 
 import zmq
 
+from node import strictjson
 from node.curve import CurveGuard, ServerKeys
 from node.dispatcher import MAX_PAYLOAD, Dispatcher, error
+from node.supervisor import Supervisor, beat
 from node.wire import encode_json
+
+# A REST body (at most MAX_PAYLOAD bytes) arrives JSON-escaped inside the message: up
+# to 6 bytes per character (\uXXXX) plus the envelope.
+MESSAGE_MAX = 6 * MAX_PAYLOAD + 4096
+MAX_PAYLOAD_DEPTH = strictjson.MAX_DEPTH + 1
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +31,8 @@ class CommandServer:
     """Owns the ROUTER socket and its thread; start()/stop() are idempotent."""
 
     def __init__(self, bind: str, dispatcher: Dispatcher, context: zmq.Context | None = None,
-                 keys: ServerKeys | None = None):
+                 supervisor: Supervisor | None = None, keys: ServerKeys | None = None):
+        self.supervisor = supervisor or Supervisor()  # runs the thread (part `commands`)
         self.bind = bind
         self.keys = keys
         self._guard: CurveGuard | None = None
@@ -34,7 +41,7 @@ class CommandServer:
         self._ctx = context or zmq.Context.instance()
         self._sock: zmq.Socket | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._part = None
 
     def start(self) -> None:
         if self._sock is not None:
@@ -48,16 +55,15 @@ class CommandServer:
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._sock = sock
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="commands", daemon=True)
-        self._thread.start()
+        self._part = self.supervisor.spawn("commands", self._run, self._stop)
         log.info("accepting commands on %s%s", self.endpoint,
                  " (CURVE: keyed clients only)" if self._guard else "")
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(5)
-            self._thread = None
+        if self._part is not None:
+            self._part.join(5)
+            self._part = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -70,6 +76,7 @@ class CommandServer:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         while not self._stop.is_set():
+            beat()
             if not poller.poll(250):
                 continue
             parts = sock.recv_multipart()
@@ -84,16 +91,26 @@ class CommandServer:
                 log.warning("could not answer a command: %s", exc)
 
     def _answer(self, body: bytes) -> dict:
-        if len(body) > MAX_PAYLOAD + 4096:
-            return error(None, "", "validation_failed", "command message too large")
+        """Exactly one envelope per message; never raises (a bug in a handler or in
+        parsing is answered `internal_error` and logged with its traceback)."""
         try:
-            req = json.loads(body)
-            command = req["command"]
-            payload = req.get("payload", {})
-            if not isinstance(command, str):
-                raise TypeError("command must be a string")
-        except (ValueError, KeyError, TypeError) as exc:
-            return error(None, "", "invalid_json", f"malformed command message: {exc}")
-        if isinstance(payload, (str, bytes)):
+            return self._dispatch(body)
+        except Exception:
+            log.exception("answering a command message failed")
+            return error(None, "", "internal_error", "internal error, see the node's log")
+
+    def _dispatch(self, body: bytes) -> dict:
+        try:
+            # The payload travels as a JSON string inside the message: allow for escaping.
+            req = strictjson.loads(body, max_bytes=MESSAGE_MAX, max_depth=MAX_PAYLOAD_DEPTH)
+        except strictjson.JsonRefused as exc:
+            return error(None, "", exc.code, f"command message refused: {exc.message}",
+                         exc.issues)
+        command = req.get("command") if isinstance(req, dict) else None
+        if not isinstance(command, str):
+            return error(None, "", "invalid_json",
+                         'command message must be {"command": str, "payload": ...}')
+        payload = req.get("payload", {})
+        if isinstance(payload, str):
             return self.dispatcher.handle_raw(command, payload)
         return self.dispatcher.handle(command, payload)

@@ -20,6 +20,7 @@ from tornado import httpserver, httputil, netutil, web
 from tornado.ioloop import PeriodicCallback
 
 from node.curve import ClientKeys
+from node.supervisor import LoopWatchdog
 from web.auth import AuthConfig, Throttle, cookie_secret, session_key
 from web.base import WebContext
 from web.handlers import (AuthStaticHandler, CommandHandler, EventSnapshotHandler,
@@ -154,6 +155,8 @@ async def serve(publish: str, command: str, sockets: list[socket.socket],
 
     sampler = PeriodicCallback(lambda: asyncio.ensure_future(report()), 1000)
     sampler.start()
+    watchdog = LoopWatchdog()  # a stalled loop ends the process; `camnode run` restarts it
+    watchdog.start()
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -161,6 +164,7 @@ async def serve(publish: str, command: str, sockets: list[socket.socket],
     log.info("web worker %d (pid %d) serving", worker, os.getpid())
     await done.wait()
     log.info("web worker %d stopping", worker)
+    watchdog.stop()
     sampler.stop()
     server.stop()
     fanout.close_all()
@@ -199,4 +203,8 @@ def run_worker(publish: str, command: str, *, fd: int | None = None, host: str =
         sockets = netutil.bind_sockets(port, host or None, reuse_port=False)
         for s in sockets:
             log.info("listening on http://%s:%d/", *s.getsockname()[:2])
-    asyncio.run(serve(publish, command, sockets, max_clients, worker, opts))
+    try:
+        asyncio.run(serve(publish, command, sockets, max_clients, worker, opts))
+    except Exception:
+        log.critical("web worker %d crashed", worker, exc_info=True)
+        raise

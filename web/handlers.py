@@ -15,6 +15,7 @@ import time
 
 from tornado import web
 
+from node.supervisor import failing
 from web import metrics
 from node.wire import reply_error
 from web.auth import SESSION_COOKIE, SESSION_DAYS, session_id, session_user
@@ -22,7 +23,7 @@ from web.base import BaseHandler, WebContext
 
 log = logging.getLogger(__name__)
 
-HTTP_STATUS = {"ok": 200, "invalid_json": 400, "validation_failed": 400,
+HTTP_STATUS = {"ok": 200, "invalid_json": 400, "too_large": 413, "validation_failed": 400,
                "unknown_command": 404, "unknown_module": 404, "not_found": 404,
                "exists": 409, "version_conflict": 409, "module_error": 422,
                "unavailable": 503, "internal_error": 500}
@@ -78,14 +79,23 @@ def worker_state(ctx: WebContext, user: str | None = None) -> dict:
 
 
 class HealthHandler(BaseHandler):
-    """GET /healthz: 200 while the worker gets state from the node, else 503."""
+    """GET /healthz: 503 when the node is unreachable or one of its parts is dead or
+    stalled (named in `failing`); else 200. Degraded conditions (source lost, module
+    failing or slow) leave it at 200 and are listed in `problems` (README, "/healthz")."""
 
     public = True
 
     def get(self) -> None:
-        ok = self.link.node_reachable
-        self.write_json({"web": "ok", "node": "ok" if ok else "unreachable"},
-                        200 if ok else 503)
+        if not self.link.node_reachable:
+            self.write_json({"web": "ok", "node": "unreachable", "failing": ["node"],
+                             "problems": []}, 503)
+            return
+        health = self.link.state.get("health") or {}
+        problems = health.get("problems") or []
+        bad = failing(problems)
+        self.write_json({"web": "ok", "node": "failing" if bad else "ok",
+                         "failing": sorted({p.get("part") for p in bad}),
+                         "problems": problems}, 503 if bad else 200)
 
 
 class CommandHandler(BaseHandler):
