@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # Debian packages the tests use, installed when missing (root or sudo).
 TEST_DEBS ?= mosquitto openssl systemd chromium fonts-dejavu-core
 
-.PHONY: run test bench check-config clean
+.PHONY: run test bench fuzz model check-config clean
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) || { sh deploy/ensure-debs.sh python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -38,9 +38,15 @@ bench: $(VENV)/.installed-bench
 	$(PY) -m bench.processors
 	$(PY) -m bench.detect_eval $(DETECT_ARGS)
 	$(PY) -m bench.detect_node
+	$(PY) -m bench.mqtt_rtt
+
+# Long property-based fuzz run (10,000+ requests over MQTT and REST; `make test` runs a
+# short one). FUZZ_ARGS="--cases 500" for a shorter run.
+fuzz: $(VENV)/.installed-test
+	@sh deploy/ensure-debs.sh mosquitto
+	$(PY) -m tests.fuzz.run $(FUZZ_ARGS)
 
 # The objects detector's model (~70 MB, pinned sha256) into models/ beside config.json.
-.PHONY: model
 model: $(VENV)/.installed
 	$(VENV)/bin/camnode fetch-model
 
