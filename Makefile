@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # Debian packages the tests use, installed when missing (root or sudo).
 TEST_DEBS ?= mosquitto openssl systemd chromium fonts-dejavu-core
 
-.PHONY: run test bench check-config clean
+.PHONY: run test bench fuzz check-config clean
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) || { sh deploy/ensure-debs.sh python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -36,6 +36,13 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(PY) -m bench.run $(ARGS)
 	$(PY) -m bench.processors
+	$(PY) -m bench.mqtt_rtt
+
+# Long property-based fuzz run (10,000+ requests over MQTT and REST; `make test` runs a
+# short one). FUZZ_ARGS="--cases 500" for a shorter run.
+fuzz: $(VENV)/.installed-test
+	@sh deploy/ensure-debs.sh mosquitto
+	$(PY) -m tests.fuzz.run $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -69,6 +69,8 @@ class PrivateBroker:
             # cancel the parent-death signal and lose access to this temporary config.
             f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
                     f"user {getpass.getuser()}\npersistence false\n"
+                    # Without it each answer waits ~40 ms for a delayed ACK (Nagle).
+                    "set_tcp_nodelay true\n"
                     "log_dest stderr\nlog_type error\nlog_type warning\n")
         # Own session: Ctrl-C in a terminal must not stop the broker before the node has
         # said "offline"; guarded: a killed node leaves no broker behind.

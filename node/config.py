@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from node import strictjson
 from node.schemas import ValidationIssue, validate
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ DEFAULTS: dict[str, Any] = {
                  "processor_dirs": [], "stamp": True,
                  "examples": False},
     "zmq": {"publish": "tcp://127.0.0.1:5555", "command": "tcp://127.0.0.1:5556"},
-    "web": {"host": "0.0.0.0", "port": 8080, "workers": 1, "max_clients": 2000},
+    "web": {"host": "0.0.0.0", "port": 8080, "workers": 1, "max_clients": 2000,
+            "allowed_hosts": [], "header_timeout_s": 20, "body_timeout_s": 30},
     "colours": {},
     "rois": {},
     "rois_version": 0,
@@ -41,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
     "events": {"update_interval_s": 1.0, "end_after_s": 1.5, "occupancy_off_delay_s": 3.0,
                "min_score": 0.0, "snapshot_height": 360, "snapshot_max_bytes": 250000},
 }
+
+
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class ConfigError(Exception):
@@ -87,6 +92,9 @@ class WebConfig:
     port: int
     workers: int
     max_clients: int
+    allowed_hosts: tuple[str, ...] = ()
+    header_timeout_s: float = 20.0
+    body_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -207,7 +215,8 @@ def parse_config(doc: Any, source: str = "config", base_dir: Path = Path(".")) -
                                 pipe["examples"]),
         zmq=ZmqConfig(m["zmq"]["publish"], m["zmq"]["command"]),
         web=WebConfig(m["web"]["host"], m["web"]["port"], m["web"]["workers"],
-                      m["web"]["max_clients"]),
+                      m["web"]["max_clients"], tuple(m["web"]["allowed_hosts"]),
+                      float(m["web"]["header_timeout_s"]), float(m["web"]["body_timeout_s"])),
         colours={k: tuple(v) for k, v in m["colours"].items()},
         rois=copy.deepcopy(m["rois"]),
         rois_version=m["rois_version"],
@@ -232,11 +241,20 @@ def load_config(path: str | os.PathLike) -> Config:
     except OSError as exc:
         raise ConfigError(str(path), [ValidationIssue("$", f"cannot read file: {exc.strerror}")])
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(str(path), [ValidationIssue(
-            "$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")])
+        doc = strictjson.loads(text, max_bytes=MAX_CONFIG_BYTES)
+    except strictjson.JsonRefused as exc:  # NaN/Infinity listed by path, limits, syntax
+        raise ConfigError(str(path), exc.issues)
     return parse_config(doc, str(path), path.resolve().parent)
+
+
+def stale_temp_files(path: Path) -> list[Path]:
+    """Temporary files `atomic_write_json` leaves beside `path` when killed mid-write
+    (`.config.json.<random>.tmp`, `.config.json.bak.tmp`)."""
+    path = Path(path)
+    try:
+        return sorted(p for p in path.parent.glob(f".{path.name}.*.tmp") if p.is_file())
+    except OSError:
+        return []
 
 
 def atomic_write_json(path: Path, doc: dict, keep_backup: bool = True) -> None:
@@ -245,7 +263,9 @@ def atomic_write_json(path: Path, doc: dict, keep_backup: bool = True) -> None:
     The old file is kept as `<name>.bak` (a hard link, so it is never missing either).
     """
     path = Path(path)
-    data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    # allow_nan=False: a NaN that got this far is a bug; never write what JSON forbids.
+    text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
+    data = (text + "\n").encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -292,6 +312,23 @@ class ConfigStore:
         self._config = self._overrides(config)
         self._path = Path(path) if path else None
         self._lock = threading.Lock()
+
+    def remove_stale_temp_files(self) -> int:
+        """Delete what a kill -9 during a write left behind; call once at start, before
+        anything writes (main thread). Returns how many files were removed."""
+        if self._path is None:
+            return 0
+        removed = 0
+        for tmp in stale_temp_files(self._path):
+            try:
+                tmp.unlink()
+                removed += 1
+            except OSError as exc:
+                log.warning("cannot remove stale temporary file %s: %s", tmp, exc)
+        if removed:
+            log.info("removed %d stale temporary file(s) beside %s (left by a killed "
+                     "process)", removed, self._path)
+        return removed
 
     @property
     def config(self) -> Config:

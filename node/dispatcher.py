@@ -15,6 +15,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
+from node import strictjson
 from node.config import ConfigError, roi_issues
 from node.loader import InvalidParams, ModuleLoadError, UnknownModule
 from node.schemas import ValidationIssue, has_schema, roi_name_pattern, validate
@@ -78,26 +79,16 @@ class Dispatcher:
         return sorted(c for c in self._handlers if c not in INTERNAL)
 
     def handle_raw(self, command: str, raw: bytes | str, allow_internal: bool = True) -> dict:
-        """Parse a JSON request body, then `handle` it (empty body = `{}`)."""
-        size = len(raw.encode("utf-8", "surrogatepass")) if isinstance(raw, str) else len(raw)
-        if size > MAX_PAYLOAD:
-            return self._count(error(None, command, "validation_failed",
-                                     f"payload larger than {MAX_PAYLOAD} bytes",
-                                     [ValidationIssue("$", "payload too large")]))
-        if isinstance(raw, bytes):
-            try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return self._count(error(None, command, "invalid_json", "payload is not UTF-8"))
-        if not raw.strip():
+        """Parse a JSON request body with the strict reader, then `handle` it (empty
+        body = `{}`). Bodies over the limits are answered `too_large`, bad JSON
+        (NaN and Infinity included) `invalid_json`; never raises."""
+        if not (raw.strip() if len(raw) <= MAX_PAYLOAD else raw):
             payload: Any = {}
         else:
             try:
-                payload = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                return self._count(error(None, command, "invalid_json",
-                                         f"invalid JSON: {exc.msg} at line {exc.lineno} "
-                                         f"column {exc.colno}"))
+                payload = strictjson.loads(raw, max_bytes=MAX_PAYLOAD)
+            except strictjson.JsonRefused as exc:
+                return self._count(error(None, command, exc.code, exc.message, exc.issues))
         return self.handle(command, payload, allow_internal)
 
     def handle(self, command: str, payload: Any, allow_internal: bool = True) -> dict:

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from node.config import EventsConfig
+from node.supervisor import Supervisor, beat
 
 log = logging.getLogger(__name__)
 
@@ -170,14 +171,15 @@ class EventEngine:
     """Owns the events thread, the tracker and the debounced occupancy/motion states."""
 
     def __init__(self, cfg: EventsConfig, node_id: str, sinks: list[EventSink] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, supervisor: Supervisor | None = None):
         self.cfg = cfg
+        self.supervisor = supervisor or Supervisor()  # runs the events thread (part `events`)
         self.tracker = Tracker(cfg, node_id)
         self.sinks: list[EventSink] = list(sinks or [])
         self._clock = clock
         self._queue: queue.Queue = queue.Queue(maxsize=64)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._part = None
         self._pending_rois: dict | None = None
         self.occupied: dict[str, tuple[bool, int]] = {}
         self._last_in: dict[str, float] = {}
@@ -189,17 +191,16 @@ class EventEngine:
 
     # -- any thread ----------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread and self._thread.is_alive():
+        if self._part is not None and self._part.alive:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="events", daemon=True)
-        self._thread.start()
+        self._part = self.supervisor.spawn("events", self._run, self._stop)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(5)
-            self._thread = None
+        if self._part is not None:
+            self._part.join(5)
+            self._part = None
 
     def set_rois(self, rois: dict) -> None:
         self._pending_rois = dict(rois)
@@ -220,6 +221,7 @@ class EventEngine:
     # -- events thread -------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
+            beat()
             try:
                 item = self._queue.get(timeout=0.2)
             except queue.Empty:

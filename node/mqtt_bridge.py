@@ -10,11 +10,11 @@ Publishing (`publish` is thread-safe in paho) happens from the node's threads.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
 import random
+import socket
 import ssl
 import threading
 import time
@@ -26,10 +26,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from node import response_topic, strictjson
 from node.config import MqttConfig
 from node.discovery import discovery_payload, labels_of, sent_components
-from node.dispatcher import Dispatcher, error, request_id_of
+from node.dispatcher import MAX_PAYLOAD, Dispatcher, error, request_id_of
 from node.loader import UnknownModule
+from node.supervisor import Supervisor, beat
 from node.topics import Topics
 
 if TYPE_CHECKING:
@@ -59,10 +61,16 @@ def state_key(state: dict) -> dict:
     key["source"] = (state.get("source") or {}).get("status")
     health = state.get("health")
     if isinstance(health, dict):  # missing (older nodes): counts as ok
+        # Which parts, not their reasons or timings (a slow module's reason holds numbers
+        # that change every second; they ride along with the next message).
         key["health"] = (bool(health.get("ok")), sorted(
-            (str(p.get("part")), str(p.get("reason"))) for p in health.get("problems") or []
-            if isinstance(p, dict)))
+            str(p.get("part")) for p in health.get("problems") or [] if isinstance(p, dict)))
     return key
+
+
+# paho doubles its wait between reconnect attempts up to this: after a broker outage of
+# any length the node is back within about this many seconds of the broker's return.
+RECONNECT_MAX_S = 2
 
 
 def mqtt_password() -> str | None:
@@ -94,7 +102,7 @@ class MqttBridge:
         self._queue: queue.Queue = queue.Queue(maxsize=100)
         self._stop = threading.Event()
         self._announce_due = threading.Event()
-        self._worker: threading.Thread | None = None
+        self._worker = None  # the `mqtt` part of node.supervisor
         self._last_state: dict | None = None
         self._last_state_at = 0.0
         self._last_fps: float | None = None
@@ -121,14 +129,15 @@ class MqttBridge:
             client.tls_set(ca_certs=cfg.tls.ca_certs, certfile=cfg.tls.certfile,
                            keyfile=cfg.tls.keyfile, cert_reqs=ssl.CERT_REQUIRED)
             client.tls_insecure_set(cfg.tls.insecure)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
+        client.on_socket_open = _no_delay
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self._client = client
         self._stop.clear()
-        self._worker = threading.Thread(target=self._work, name="mqtt-commands", daemon=True)
-        self._worker.start()
+        supervisor: Supervisor = getattr(self.node, "supervisor", None) or Supervisor()
+        self._worker = supervisor.spawn("mqtt", self._work, self._stop, name="mqtt-commands")
         if v5:
             client.connect_async(self.host, self.port, cfg.keepalive,
                                  clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY)
@@ -155,6 +164,7 @@ class MqttBridge:
         client.loop_stop()
         if self._worker:
             self._worker.join(5)
+            self._worker = None
         self.connected = False
         log.info("MQTT: disconnected")
 
@@ -194,12 +204,13 @@ class MqttBridge:
             command = self.topics.command_of(msg.topic)
             if command is not None:
                 log.warning("MQTT: command queue full, refusing %s", command)
-                self._reply(command, error(None, command, "unavailable",
+                self._reply(command, error(_request_id(msg), command, "unavailable",
                                            "node busy: too many commands queued"), msg)
 
     # -- command thread --------------------------------------------------------------------
     def _work(self) -> None:
         while not self._stop.is_set():
+            beat()
             try:
                 msg = self._queue.get(timeout=0.2)
             except queue.Empty:
@@ -216,6 +227,17 @@ class MqttBridge:
                 self._handle(msg)
             except Exception:
                 log.exception("MQTT: handling a message failed")
+                self._answer_failure(msg)
+
+    def _answer_failure(self, msg: mqtt.MQTTMessage) -> None:
+        """Still one answer when handling a request raised (a bug): internal_error."""
+        try:
+            command = self.topics.command_of(msg.topic)
+            if command is not None:
+                self._reply(command, error(_request_id(msg), command, "internal_error",
+                                           "internal error, see the node's log"), msg)
+        except Exception:
+            log.exception("MQTT: answering a failed request failed too")
 
     def _announce(self) -> None:
         """After every (re)connect: retained topics, discovery, then `online`."""
@@ -235,12 +257,16 @@ class MqttBridge:
         command = t.command_of(msg.topic)
         if command is None:
             return
-        if msg.retain:
-            try:
-                rid = request_id_of(json.loads(msg.payload))
-            except ValueError:
-                rid = None
-            reply = error(rid, command, "validation_failed",
+        refused = self._response_topic_problem(msg)
+        if len(msg.payload) > MAX_PAYLOAD:
+            too_big = f"payload larger than {MAX_PAYLOAD} bytes"
+            reply = error(None, command, "too_large", too_big, [{"path": "$", "reason": too_big}])
+        elif refused:
+            reply = error(_request_id(msg), command, "validation_failed",
+                          "request refused: " + refused, [{"path": "response_topic",
+                                                           "reason": refused}])
+        elif msg.retain:
+            reply = error(_request_id(msg), command, "validation_failed",
                           "retained command ignored: publish commands with retain=false")
         elif command == "pipeline/set":
             value = msg.payload.decode("utf-8", "replace").strip().upper()
@@ -257,17 +283,27 @@ class MqttBridge:
             reply = self.dispatcher.handle_raw(command, msg.payload, allow_internal=False)
         self._reply(command, reply, msg)
 
-    def _reply(self, command: str, reply: dict, msg: mqtt.MQTTMessage) -> None:
-        body = json.dumps(reply)
-        self._publish(self.topics.response(command), body)
+    def _response_topic_problem(self, msg: mqtt.MQTTMessage) -> str | None:
         props = getattr(msg, "properties", None)
-        response_topic = getattr(props, "ResponseTopic", None) if props else None
-        if response_topic:
+        topic = getattr(props, "ResponseTopic", None) if props else None
+        return None if topic is None else response_topic.problem(topic, self.topics)
+
+    def _reply(self, command: str, reply: dict, msg: mqtt.MQTTMessage) -> None:
+        """The answer on our own response topic, and on the request's MQTT 5 response
+        topic when it is an acceptable one (see node/response_topic.py); both carry
+        the request's correlation data. Never raises (paho thread or command thread)."""
+        body = strictjson.dumps(reply)
+        props = getattr(msg, "properties", None)
+        out = None
+        correlation = getattr(props, "CorrelationData", None) if props else None
+        if correlation is not None:
             out = Properties(PacketTypes.PUBLISH)
-            correlation = getattr(props, "CorrelationData", None)
-            if correlation is not None:
-                out.CorrelationData = correlation
-            self._publish(response_topic, body, properties=out)
+            out.CorrelationData = correlation
+        own = self.topics.response(command)
+        self._publish(own, body, properties=out)
+        topic = getattr(props, "ResponseTopic", None) if props else None
+        if topic and topic != own and response_topic.problem(topic, self.topics) is None:
+            self._publish(topic, body, properties=out or Properties(PacketTypes.PUBLISH))
 
     # -- publishing (any thread) -----------------------------------------------------------
     def _publish(self, topic: str, payload: Any, retain: bool = False, qos: int = 1,
@@ -276,8 +312,11 @@ class MqttBridge:
         if client is None or not self.connected:
             return  # everything retained is re-published on the next connect
         if isinstance(payload, (dict, list)):
-            payload = json.dumps(payload)
-        client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+            payload = strictjson.dumps(payload)
+        try:
+            client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        except (ValueError, TypeError) as exc:  # a topic or payload paho refuses
+            log.warning("MQTT: cannot publish on %.200r: %s", topic, exc)
 
     def republish(self, force_discovery: bool = False) -> None:
         """Every retained topic again (on connect and for `state/get`)."""
@@ -379,3 +418,21 @@ class MqttBridge:
         after a broker or Home Assistant restart would look like a new picture."""
         self._publish(self.topics.snapshot, jpeg, retain=True)
         self._publish(self.topics.snapshot_image, jpeg)
+
+
+def _request_id(msg: mqtt.MQTTMessage) -> object:
+    """The request's `id` when the payload is JSON we accept (else None), for answers
+    given without running the command (busy, retained, refused response topic)."""
+    try:
+        return request_id_of(strictjson.loads(msg.payload, max_bytes=MAX_PAYLOAD))
+    except strictjson.JsonRefused:
+        return None
+
+
+def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """paho's on_socket_open: TCP_NODELAY, so an answer written right after a PUBACK is
+    not held back by Nagle until the broker's delayed ACK (~40 ms per QoS 1 round trip)."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError) as exc:  # not a TCP socket (e.g. a unix socket)
+        log.debug("MQTT: TCP_NODELAY not set: %s", exc)

@@ -78,19 +78,72 @@ def has_schema(name: str) -> bool:
     return (SCHEMA_DIR / f"{name}.schema.json").is_file()
 
 
+MAX_DEPTH = 64  # deeper documents are refused before jsonschema sees them
+MAX_ISSUES = 50
+MAX_TEXT = 200  # characters of one issue's path or reason
+
+
+class _Str(str):
+    """A string whose repr is short: jsonschema puts `{instance!r}` in its messages."""
+
+    def __repr__(self) -> str:
+        return repr(self[:40] + ("..." if len(self) > 40 else ""))
+
+
+class _Dict(dict):
+    def __repr__(self) -> str:
+        return "{}" if not self else f"{{...}} (an object of {len(self)} key(s))"
+
+
+class _List(list):
+    def __repr__(self) -> str:
+        return "[]" if not self else f"[...] (an array of {len(self)} item(s))"
+
+
+def _bounded(doc: Any, depth: int = 0) -> Any:
+    """A copy of `doc` whose containers and strings repr in a few dozen characters, so
+    building jsonschema's messages costs little whatever the instance. Raises
+    RecursionError past MAX_DEPTH (callers refuse such a document)."""
+    if depth > MAX_DEPTH:
+        raise RecursionError("document nested too deep")
+    if isinstance(doc, str):
+        return _Str(doc)
+    if isinstance(doc, dict):
+        return _Dict((_Str(k) if isinstance(k, str) else k, _bounded(v, depth + 1))
+                     for k, v in doc.items())
+    if isinstance(doc, (list, tuple)):
+        return _List(_bounded(v, depth + 1) for v in doc)
+    return doc
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "..."
+
+
 def issues_for(v: Draft202012Validator, doc: Any) -> list[ValidationIssue]:
-    """Every error of `doc` against `v`, sorted by path so reports are stable."""
-    out = []
-    for err in v.iter_errors(doc):
+    """Every error of `doc` against `v` (at most MAX_ISSUES), sorted by path so reports
+    are stable. Never reprs the document itself (see `_bounded`); NaN and Infinity are
+    refused wherever they are, whatever the schema says (JSON has no such numbers)."""
+    from node.strictjson import non_finite_paths
+
+    try:
+        instance = _bounded(doc)
+    except RecursionError:
+        return [ValidationIssue("$", f"document nested deeper than {MAX_DEPTH} levels")]
+    out = [ValidationIssue(p, "non-finite number (NaN or Infinity) not allowed")
+           for p in non_finite_paths(doc)]
+    for err in v.iter_errors(instance):
+        if len(out) >= MAX_ISSUES:
+            break
         path = list(err.absolute_path)
         if err.validator == "additionalProperties" and isinstance(err.instance, dict):
             allowed = set(err.schema.get("properties", {}))
             extras = sorted(k for k in err.instance if k not in allowed)
             for extra in extras:
-                out.append(ValidationIssue(json_path(path + [extra]), "unknown field"))
+                out.append(ValidationIssue(_clip(json_path(path + [extra])), "unknown field"))
             if extras:
                 continue
-        out.append(ValidationIssue(json_path(path), err.message))
+        out.append(ValidationIssue(_clip(json_path(path)), _clip(err.message)))
     return sorted(out, key=lambda i: (i.path, i.reason))
 
 

@@ -21,6 +21,7 @@ worker match replies to concurrent requests.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -70,5 +71,26 @@ def reply_error(request_id: Any, command: str, code: str, message: str,
                                   for d in details]}}
 
 
+def dumps_finite(obj: Any, **kw: Any) -> str:
+    """JSON text without NaN/Infinity (which no other JSON reader accepts): non-finite
+    floats are written as null, as JavaScript's JSON.stringify does. Any thread."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kw)
+    except ValueError:
+        return json.dumps(_finite(obj), allow_nan=False, **kw)
+
+
+def _finite(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if depth > 100:
+        return value
+    if isinstance(value, dict):
+        return {k: _finite(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, depth + 1) for v in value]
+    return value
+
+
 def encode_json(obj) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return dumps_finite(obj, separators=(",", ":")).encode()

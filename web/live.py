@@ -17,6 +17,7 @@ from typing import Callable
 from tornado import websocket
 
 from web.auth import session_user
+from web.base import host_refusal
 
 log = logging.getLogger(__name__)
 
@@ -129,16 +130,22 @@ class LiveHub:
 
 
 class LiveSocket(websocket.WebSocketHandler):
-    """GET /ws. Same origin only (Tornado's default check), and logged in when auth is on."""
+    """GET /ws. Same origin only (Tornado's default check), Host naming this node
+    (web/hosts.py), and logged in when auth is on."""
 
     def initialize(self, ctx) -> None:
         self.ctx = ctx
         self.pending = 0
 
     def get_current_user(self) -> str | None:
-        return session_user(self, self.ctx.auth)
+        return session_user(self, self.ctx.auth, self.ctx.sessions)
 
     def get(self, *args, **kwargs):
+        reason = host_refusal(self.request, self.ctx)  # the upgrade opens a live channel
+        if reason is not None:
+            self.set_status(403)
+            self.finish(reason + "\n")
+            return None
         if not self.current_user:
             self.set_status(401)
             self.finish("log in first\n")

@@ -110,7 +110,7 @@ def test_module_set_plain_and_json(node_on, tmp_path):
     (b'{"name": "x", "left": 5, "top": 1, "right": 20, "bottom": 2, "colour": "plaid"}',
      "validation_failed", "$.rois.x.colour"),
     (b'{"name": "door", "left": 5, "top": 1, "right": 20, "bottom": 9}', "exists", "$.name"),
-    (b'{"name": "' + b"x" * 70000 + b'"}', "validation_failed", "$"),
+    (b'{"name": "' + b"x" * 70000 + b'"}', "too_large", "$"),
 ])
 def test_bad_roi_requests_are_answered_and_change_nothing(node_on, tmp_path, payload, code, path):
     node, probe = node_on()

@@ -130,7 +130,7 @@ def test_request_id_is_echoed_in_ok_and_error_replies(dispatcher):
 def test_payload_over_64_kib_is_refused_before_parsing(dispatcher):
     body = json.dumps({"id": "big", "pad": "x" * MAX_PAYLOAD}).encode()
     reply = dispatcher.handle_raw("state/get", body)
-    err = assert_error(reply, "validation_failed")
+    err = assert_error(reply, "too_large")
     assert "larger than" in err["message"]
     assert reply["id"] is None
     assert dispatcher.handle_raw("state/get", body.decode())["status"] == "error"
@@ -140,7 +140,7 @@ def test_non_ascii_payload_over_64_kib_is_refused(dispatcher):
     body = json.dumps({"id": "big", "name": "\u00e9" * 40_000}, ensure_ascii=False)
     assert len(body.encode("utf-8")) > MAX_PAYLOAD >= len(body)
     reply = dispatcher.handle_raw("module/set", body)
-    err = assert_error(reply, "validation_failed")
+    err = assert_error(reply, "too_large")
     assert "larger than" in err["message"]
 
 
