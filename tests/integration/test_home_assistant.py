@@ -145,3 +145,24 @@ def test_viewers_are_published_when_they_change(ha_node, broker):
         viewer.close()
     probe.wait(f"{BASE}/state", lambda m: _json(m)["viewers"] == 0,
                since=probe.mark(), timeout=10)
+
+
+def test_problem_entity_turns_on_while_the_module_raises_and_off_when_it_is_replaced(
+        ha_node, broker, tmp_path):
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "raiser.py").write_text("def process_image(src):\n"
+                                    "    raise RuntimeError('lens cap on')\n")
+    node, probe = ha_node(broker, {"pipeline": {"processor_dirs": ["mods"]}})
+    problem = _json(probe.wait(DISCOVERY))["components"]["problem"]
+    shows = lambda m: _render(problem["value_template"], _json(m))  # noqa: E731
+    probe.wait(f"{BASE}/state", lambda m: shows(m) == "OFF")
+    mark = probe.mark()
+    probe.publish(f"{BASE}/module/set", "raiser")
+    bad = probe.wait(f"{BASE}/state", lambda m: shows(m) == "ON", since=mark, timeout=8)
+    attrs = json.loads(_render(problem["json_attributes_template"], _json(bad)))
+    assert [p["part"] for p in attrs["problems"]] == ["module"]
+    assert "lens cap on" in attrs["problems"][0]["reason"]
+    mark = probe.mark()
+    probe.publish(f"{BASE}/module/set", "passthrough")
+    probe.wait(f"{BASE}/state", lambda m: shows(m) == "OFF", since=mark, timeout=20)
