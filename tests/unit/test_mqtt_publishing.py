@@ -136,6 +136,10 @@ def test_a_new_problem_is_published_at_once_and_a_missing_health_report_is_fine(
     b.publish_state(state(health={"ok": False, "problems": [
         *bad["problems"], {**slow, "reason": "slow: 230 ms a frame"}]}))
     assert len(states_sent(rec)) == n  # only the numbers in a reason moved: no message
+    clock["now"] += 0.1
+    b.publish_state(state(health={"ok": False, "problems": [
+        *bad["problems"], {**slow, "reason": "failing: ValueError"}]}))
+    assert states_sent(rec)[-1]["health"]["problems"][1]["reason"] == "failing: ValueError"
 
 
 # -- labels and removals (item 8) ------------------------------------------------------------
