@@ -17,12 +17,13 @@ file's folder), created at first start:
 A relay on another host (`camnode web --connect tcp://node:5555 --keys DIR`) needs a DIR
 holding a copy of `server.key` and a client key pair: a copy of `client.key_secret`, or
 a pair of its own (`zmq.auth.create_certificates(DIR, "client")`) whose public half
-`client.key` is copied into the node's `clients/`. The web workers of `camnode run` get the keys in their environment.
-When the state dir cannot be written, keys are made for this run only.
+`client.key` is copied into the node's `clients/`. The web workers of `camnode run` get
+the keys in their environment. When the state dir cannot be written, keys are made for
+this run only.
 
 `inproc://` endpoints (tests) are not secured: ZeroMQ applies no mechanism in-process.
-The frame PUB socket is not secured either: see the README ("what the ZeroMQ ports
-expose").
+The frame PUB socket is not secured either: it is read-only (see the README, "What the
+two ZeroMQ ports expose").
 """
 
 from __future__ import annotations

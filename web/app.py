@@ -16,11 +16,10 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from tornado import httpserver, netutil, web
+from tornado import httpserver, httputil, netutil, web
 from tornado.ioloop import PeriodicCallback
 
 from node.curve import ClientKeys
-from node.supervisor import LoopWatchdog
 from web.auth import AuthConfig, Throttle, cookie_secret, session_key
 from web.base import WebContext
 from web.handlers import (AuthStaticHandler, CommandHandler, EventSnapshotHandler,
@@ -32,6 +31,7 @@ from web.hub import NodeLink
 from web.live import EventLog, LiveHub, LiveSocket
 from web.sessions import SessionStore
 from web.stream import Fanout, StreamHandler
+from web.watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,47 @@ class WebOptions:
     curve: ClientKeys | None = None  # to reach the node's command socket
 
 
+class _Application(web.Application):
+    """Tornado's Application, but a request whose headers Tornado cannot even turn into
+    a request object (a Host port of 4,301 digits makes its int() raise) is answered
+    400, instead of a logged traceback and a dropped connection."""
+
+    def start_request(self, server_conn: object,
+                      request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
+        return _HeaderGuard(super().start_request(server_conn, request_conn), request_conn)
+
+
+class _HeaderGuard(httputil.HTTPMessageDelegate):
+    def __init__(self, inner: httputil.HTTPMessageDelegate, conn: httputil.HTTPConnection):
+        self.inner, self.conn, self.refused = inner, conn, False
+
+    def headers_received(self, start_line, headers):
+        try:
+            return self.inner.headers_received(start_line, headers)
+        except ValueError as exc:
+            log.info("answered 400 to a request with unreadable headers: %s", exc)
+            self.refused = True
+            self.conn.write_headers(
+                httputil.ResponseStartLine("HTTP/1.1", 400, "Bad Request"),
+                httputil.HTTPHeaders({"Content-Length": "0", "Connection": "close"}))
+            self.conn.finish()
+            return None
+
+    def data_received(self, chunk: bytes):
+        return None if self.refused else self.inner.data_received(chunk)
+
+    def finish(self) -> None:
+        if not self.refused:
+            self.inner.finish()
+
+    def on_connection_close(self) -> None:
+        if not self.refused:
+            self.inner.on_connection_close()
+
+
 def make_app(ctx: WebContext, secret: str) -> web.Application:
     deps = {"ctx": ctx}
-    return web.Application([
+    return _Application([
         (r"/", IndexHandler, deps),
         (r"/login", LoginHandler, deps),
         (r"/logout", LogoutHandler, deps),
@@ -107,6 +145,7 @@ async def serve(publish: str, command: str, sockets: list[socket.socket],
 
     async def report() -> None:
         fanout.sample()
+        close_revoked(ctx)
         await link.command("viewers/report", {
             "worker": f"{socket.gethostname()}:{os.getpid()}",
             "viewers": len(fanout.clients),
@@ -134,6 +173,24 @@ async def serve(publish: str, command: str, sockets: list[socket.socket],
     ctx.live.close_all()
     await server.close_all_connections()
     link.stop()
+
+
+def close_revoked(ctx: WebContext) -> None:
+    """Close the streams and live sockets opened with a session that has ended (logout
+    in any worker): revoking a session also cuts what it is already watching. Called
+    every second by the worker, on its loop thread."""
+    if not ctx.auth.enabled:
+        return
+    ended = lambda sid: sid is not None and ctx.sessions.user(sid) is None  # noqa: E731
+    streams = [c for c in ctx.fanout.clients.values() if ended(c.session)]
+    sockets = [s for s in ctx.live.sockets if ended(s.session)]
+    for client in streams:
+        client.close(None)
+    for sock in sockets:
+        sock.close()
+    if streams or sockets:
+        log.info("closed %d stream(s) and %d live socket(s) of ended sessions",
+                 len(streams), len(sockets))
 
 
 def run_worker(publish: str, command: str, *, fd: int | None = None, host: str = "0.0.0.0",

@@ -8,8 +8,8 @@ WebSocket upgrade) must name the node by one of its own names — `localhost`, t
 machine's host name (and `<hostname>.local`), the names in `web.allowed_hosts` or
 `--allowed-host` — or by an IP address (a literal address cannot be rebound, and covers
 LAN, Docker and VPN addresses alike). When an `Origin` is sent, it must be the same
-host and port as the Host or one of those names too (an IP-literal *Origin* is not enough: that
-would be another site's page). `*` in the allowed list turns the check off.
+host and port as the Host, or one of those names (an IP-literal *Origin* is not enough:
+that would be another site's page). `*` in the allowed list turns the check off.
 
 Built once per worker (`HostCheck.from_system`, which reads the host name); `refusal` is
 called on the loop thread for each request.
@@ -22,17 +22,29 @@ import socket
 from typing import Iterable
 from urllib.parse import urlsplit
 
-from tornado import httputil
-
 LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
 
 def _hostname(value: str) -> str:
-    """`Example.COM:8080`, `[::1]:80`, `host.` -> `example.com`, `::1`, `host`."""
-    name, _ = httputil.split_host_and_port(value.strip().lower())
-    if name.startswith("[") and name.endswith("]"):
-        name = name[1:-1]
-    return name.rstrip(".")
+    """`Example.COM:8080`, `[::1]:80`, `host.` -> `example.com`, `::1`, `host`.
+
+    Parsed here, without int() on the port (`httputil.split_host_and_port` raises on a
+    port of 4,301 digits): the value is whatever a client sent."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, sep, rest = value[1:].partition("]")
+        return name if sep and (not rest or rest[:1] == ":") else ""
+    if value.count(":") == 1:  # name:port (more colons: a bare IPv6 address)
+        value = value.partition(":")[0]
+    return value.rstrip(".")
+
+
+def _origin_netloc(origin: str) -> str:
+    """`http://Host:8080/` -> `host:8080`; "" for `null` or anything unparsable."""
+    try:
+        return urlsplit(origin).netloc.lower() if origin != "null" else ""
+    except ValueError:  # e.g. "http://[zz"
+        return ""
 
 
 def _is_ip(name: str) -> bool:
@@ -72,7 +84,7 @@ class HostCheck:
             return (f"Host {name!r} is not a name of this node (DNS rebinding?); "
                     "add it to web.allowed_hosts in config.json if it is one")
         if origin is not None:
-            netloc = urlsplit(origin).netloc.lower() if origin != "null" else ""
+            netloc = _origin_netloc(origin)
             if netloc != host.strip().lower() and not self.name_allowed(_hostname(netloc)):
                 return (f"Origin {origin!r} is another site; add its name to "
                         "web.allowed_hosts in config.json if it is this node")

@@ -16,7 +16,7 @@ from typing import Callable
 
 from tornado import websocket
 
-from web.auth import session_user
+from web.auth import session_id, session_user
 from web.base import host_refusal
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,7 @@ class LiveSocket(websocket.WebSocketHandler):
     def initialize(self, ctx) -> None:
         self.ctx = ctx
         self.pending = 0
+        self.session: str | None = None  # the login session it was opened with, if any
 
     def get_current_user(self) -> str | None:
         return session_user(self, self.ctx.auth, self.ctx.sessions)
@@ -156,6 +157,8 @@ class LiveSocket(websocket.WebSocketHandler):
         from web.handlers import worker_state
 
         self.ctx.live.sockets.add(self)
+        if self.ctx.auth.enabled:
+            self.session = session_id(self)
         state = worker_state(self.ctx, self.current_user)
         self.send(json.dumps({"type": "state", "data": state}), False)
 

@@ -21,6 +21,7 @@ import time
 from typing import Callable
 
 from node.variants import VariantError, parse_request
+from web.auth import session_id
 from web.base import BaseHandler
 from web.hub import BOUNDARY, Frame, NodeLink
 
@@ -44,7 +45,8 @@ class StreamClient:
     """One viewer's socket. Owned by `Fanout`; every method runs on the loop thread."""
 
     __slots__ = ("id", "sock", "fd", "peer", "fanout", "loop", "pending", "sent_seq",
-                 "armed", "closed", "frames", "bytes", "connected", "_fps_window", "variant")
+                 "armed", "closed", "frames", "bytes", "connected", "_fps_window", "session",
+                 "variant")
 
     def __init__(self, fanout: "Fanout", sock: socket.socket, peer: str, variant: str = ""):
         self.id = next(_ids)
@@ -57,6 +59,7 @@ class StreamClient:
         self.frames = self.bytes = 0
         self.connected = time.time()
         self._fps_window: collections.deque = collections.deque(maxlen=8)
+        self.session: str | None = None  # the login session it was opened with, if any
 
     def start(self) -> None:
         self.loop.add_reader(self.fd, self._on_readable)
@@ -276,3 +279,6 @@ class StreamHandler(BaseHandler):
                         f"{info.get('max')}: {', '.join(sorted(active))})\n")
             return None
         return key
+        client = self.fanout.add(sock, self.request.remote_ip or "?")
+        if self.auth.enabled:
+            client.session = session_id(self)  # closed when that session ends

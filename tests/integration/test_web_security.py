@@ -85,6 +85,31 @@ def test_malformed_paths_answer_4xx_never_500(run_node, auth):
     assert "Traceback" not in node.output and "Uncaught exception" not in node.output
 
 
+BIG = "9" * 5000
+BAD_HEADERS = [  # (method, path, headers): numbers and addresses in headers, parsed by us
+    ("POST", "/api/roi/get", f"Host: x:{BIG}"),  # Tornado's own int() of the port raised
+    ("GET", "/", f"Host: localhost:{BIG}"),
+    ("POST", "/api/roi/get", "Host: localhost\r\nOrigin: http://[zz"),
+    ("POST", "/api/roi/get", f"Host: localhost\r\nOrigin: http://localhost:{BIG}"),
+    ("POST", "/api/roi/get", "Host: [zz"),
+    ("POST", "/api/roi/get", f"Host: localhost\r\nX-XSRFToken: 2|zz|{BIG}|zz\r\n"
+                             f"Cookie: _xsrf=2|zz|{BIG}|zz"),
+    ("GET", "/static/app.js", f"Host: localhost\r\nRange: bytes={BIG}-"),
+    ("GET", "/snapshot.jpg", "Host: localhost\r\nAuthorization: Basic %%%%"),
+    ("GET", "/api/state", "Host: localhost\r\nAuthorization: Bearer \xff\xfe"),
+]
+
+
+def test_malformed_headers_answer_4xx_never_500(run_node):
+    node = run_node(env=ENV)
+    for method, path, headers in BAD_HEADERS:
+        answer = _raw(node.url, (f"{method} {path} HTTP/1.1\r\n{headers}\r\nContent-Type: "
+                                 "application/json\r\nContent-Length: 2\r\n"
+                                 "Connection: close\r\n\r\n{}").encode("latin-1"))
+        assert answer and _status(answer) < 500, (headers[:60], answer[:200])
+    assert "Traceback" not in node.output and "Uncaught exception" not in node.output
+
+
 # -- B.10 ------------------------------------------------------------------------------------
 def _closed_after(url: str, first: bytes, trickle: bytes | None, limit: float) -> float:
     """Send `first`, then (if given) one byte of `trickle` every 0.25 s; the seconds until
@@ -193,9 +218,38 @@ def test_logout_revokes_the_session_on_every_worker(run_node, tmp_path):
     assert b.login() == 302
     stolen = b.cookie("camnode_session")
     assert _as_thief(node.url, stolen) == {200}
-    assert b.open("/logout", b"", {"X-XSRFToken": b.cookie("_xsrf")}, "POST")[0] == 302
+    # What the thief already watches is cut too: a stream and a live socket.
+    u = urllib.parse.urlsplit(node.url)
+    stream = socket.create_connection((u.hostname, u.port), timeout=10)
+    stream.sendall(f"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   f"Cookie: camnode_session={stolen}\r\n\r\n".encode())
+    assert stream.recv(65536).startswith(b"HTTP/1.1 200")
+    live = asyncio.run(_ws_state_then_close_code(node.url, stolen,
+                                                 lambda: b.open("/logout", b"", {
+                                                     "X-XSRFToken": b.cookie("_xsrf")},
+                                                     "POST")))
+    assert live == "closed"
     assert _as_thief(node.url, stolen, 16) == {401}
+    deadline = time.monotonic() + 5  # frames flow until the worker's next check (1 s)
+    while stream.recv(65536):
+        assert time.monotonic() < deadline, "the stolen session's stream is still open"
+    stream.close()
     assert (tmp_path / ".camnode-sessions.json").stat().st_mode & 0o077 == 0
+
+
+async def _ws_state_then_close_code(url: str, session: str, logout) -> str:
+    conn = await websocket_connect(httpclient.HTTPRequest(
+        url.replace("http", "ws") + "/ws", headers={"Cookie": f"camnode_session={session}"}))
+    assert json.loads(await conn.read_message())["type"] == "state"
+    status = await asyncio.get_running_loop().run_in_executor(None, logout)
+    assert status[0] == 302
+    deadline = asyncio.get_running_loop().time() + 5
+    while asyncio.get_running_loop().time() < deadline:
+        msg = await asyncio.wait_for(conn.read_message(), 5)
+        if msg is None:
+            return "closed"
+    conn.close()
+    return "still open"
 
 
 def test_a_new_password_logs_every_session_out(run_node):
