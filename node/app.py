@@ -238,7 +238,8 @@ class Node:
     def health(self) -> dict:
         """The contract's `health`: ok, and problems (dead or stalled parts from the
         supervisor, then degraded conditions: source lost, module failing or slow).
-        `parts` adds crash/restart counts per supervised part. Logged on change."""
+        `failing` names the dead or stalled parts (what makes /healthz 503); `parts` adds
+        crash/restart counts per supervised part. Logged on change."""
         problems = self.supervisor.problems() + self.pipeline.problems()
         ok = not problems
         if ok != self._health_ok:
@@ -248,7 +249,9 @@ class Node:
             else:
                 log.warning("health: %s", "; ".join(f"{p['part']}: {p['reason']}"
                                                       for p in problems))
-        return {"ok": ok, "problems": problems, "parts": self.supervisor.status()}
+        return {"ok": ok, "problems": problems,
+                "failing": sorted({p["part"] for p in supervision.failing(problems)}),
+                "parts": self.supervisor.status()}
 
     def publish_state(self) -> dict:
         """State to the web workers (always) and MQTT (when significant); returns it."""

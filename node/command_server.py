@@ -55,7 +55,8 @@ class CommandServer:
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._sock = sock
         self._stop.clear()
-        self._part = self.supervisor.spawn("commands", self._run, self._stop)
+        # A command may load a module (imports, model files): allow it 30 s before "stalled".
+        self._part = self.supervisor.spawn("commands", self._run, self._stop, stall_after=30)
         log.info("accepting commands on %s%s", self.endpoint,
                  " (CURVE: keyed clients only)" if self._guard else "")
 

@@ -10,7 +10,6 @@ may call from their own threads.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable

@@ -66,9 +66,11 @@ def state_key(state: dict) -> dict:
     key["source"] = (state.get("source") or {}).get("status")
     health = state.get("health")
     if isinstance(health, dict):  # missing (older nodes): counts as ok
+        # Which parts and why, but not their timings ("no progress for 5.2 s" ticking up
+        # rides the periodic refresh; a new part or a new reason is sent at once).
         key["health"] = (bool(health.get("ok")), sorted(
-            (str(p.get("part")), str(p.get("reason"))) for p in health.get("problems") or []
-            if isinstance(p, dict)))
+            (str(p.get("part")), _DIGITS.sub("#", str(p.get("reason"))))
+            for p in health.get("problems") or [] if isinstance(p, dict)))
     return key
 
 
@@ -136,7 +138,8 @@ class MqttBridge:
         self._client = client
         self._stop.clear()
         supervisor: Supervisor = getattr(self.node, "supervisor", None) or Supervisor()
-        self._worker = supervisor.spawn("mqtt", self._work, self._stop, name="mqtt-commands")
+        self._worker = supervisor.spawn("mqtt", self._work, self._stop, name="mqtt-commands",
+                                        stall_after=30)  # a command may load a module
         if v5:
             client.connect_async(self.host, self.port, cfg.keepalive,
                                  clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY)
@@ -340,11 +343,6 @@ class MqttBridge:
         now = time.monotonic()
         key = state_key(state)
         key["mqtt"] = self.connected
-        # Which parts and why, but not their timings ("no progress for 5.2 s" ticking up
-        # rides the periodic refresh; a new part or a new reason is sent at once).
-        key["health"] = sorted((str(p.get("part")), _DIGITS.sub("#", str(p.get("reason"))))
-                               for p in (state.get("health") or {}).get("problems", [])
-                               if isinstance(p, dict))
         fps = state.get("fps")
         self._labels = labels_of(state)
         with self._lock:

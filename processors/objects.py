@@ -224,6 +224,7 @@ def detect(src: np.ndarray) -> list[dict]:
 
 
 def process_image(src: np.ndarray):
+    """Pipeline thread, every frame: gate, offer, draw and return the newest detections."""
     global _last_offer, _gated
     if _worker is None:
         setup({})

@@ -12,8 +12,9 @@ discovery.py, the platform files) and helpers/entity_platform.py in the wheels o
   unknown key is dropped without a word, a known key with a bad value refuses the entity.
 - Entity id: 2024.11-2025.9 use `object_id`; 2025.10-2026.3 use `default_entity_id`
   (`<domain>.<object id>`) before `object_id` (no warning when both are there); from
-  2026.4 `object_id` is not in the schema any more (so it is dropped silently). Without either, the id is the slug of
-  "<device name> <entity name>" (entity_platform.py); a taken id gets `_2`, `_3`.
+  2026.4 `object_id` is not in the schema any more (so it is dropped silently). Without
+  either, the id is the slug of "<device name> <entity name>" (entity_platform.py); a
+  taken id gets `_2`, `_3`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ from tornado import httpserver, httputil, netutil, web
 from tornado.ioloop import PeriodicCallback
 
 from node.curve import ClientKeys
-from node.supervisor import LoopWatchdog
 from web.auth import AuthConfig, Throttle, cookie_secret, session_key
 from web.base import WebContext
 from web.handlers import (AuthStaticHandler, CommandHandler, EventSnapshotHandler,
@@ -32,6 +31,7 @@ from web.hub import NodeLink
 from web.live import EventLog, LiveHub, LiveSocket
 from web.sessions import SessionStore
 from web.stream import Fanout, StreamHandler
+from web.watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ import time
 
 from tornado import web
 
-from node.supervisor import failing
 from web import metrics
 from node.wire import reply_error
 from web.auth import SESSION_COOKIE, SESSION_DAYS, session_id, session_user
@@ -91,11 +90,9 @@ class HealthHandler(BaseHandler):
                              "problems": []}, 503)
             return
         health = self.link.state.get("health") or {}
-        problems = health.get("problems") or []
-        bad = failing(problems)
-        self.write_json({"web": "ok", "node": "failing" if bad else "ok",
-                         "failing": sorted({p.get("part") for p in bad}),
-                         "problems": problems}, 503 if bad else 200)
+        bad = health.get("failing") or []
+        self.write_json({"web": "ok", "node": "failing" if bad else "ok", "failing": bad,
+                         "problems": health.get("problems") or []}, 503 if bad else 200)
 
 
 class CommandHandler(BaseHandler):

@@ -22,6 +22,7 @@ import zmq
 
 from node import wire
 from node.curve import ClientKeys
+from web.watchdog import CallbackGuard
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,12 @@ class NodeLink:
             self.curve.apply(dealer)
         dealer.connect(self.command_endpoint)
         self._sub, self._dealer = sub, dealer
-        self._loop.add_reader(sub.getsockopt(zmq.FD), self._on_sub)
-        self._loop.add_reader(dealer.getsockopt(zmq.FD), self._on_dealer)
-        self._loop.call_soon(self._on_sub)
+        # Guarded: a reader that raised would never be called again (edge-triggered FD).
+        on_sub = CallbackGuard(self._on_sub, "frame/state reader")
+        self._loop.add_reader(sub.getsockopt(zmq.FD), on_sub)
+        self._loop.add_reader(dealer.getsockopt(zmq.FD),
+                              CallbackGuard(self._on_dealer, "command reply reader"))
+        self._loop.call_soon(on_sub)
         log.info("worker %d subscribed to %s, commands to %s", os.getpid(),
                  self.publish_endpoint, self.command_endpoint)
 

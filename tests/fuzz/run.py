@@ -16,13 +16,15 @@ answer, and the node's RSS before and after. Exit status 1 when a goal is missed
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
 
 from tests.fuzz.harness import Stats, Target, check, rest_commands, still_answering
-from tests.fuzz.strategies import command_schemas, request
+from tests.fuzz.strategies import command_schemas, plain, request
 
 
 def run(target: Target, transport: str, commands: list[str], cases: int,
@@ -32,12 +34,12 @@ def run(target: Target, transport: str, commands: list[str], cases: int,
 
     @settings(max_examples=cases, derandomize=seed_value is None, database=None,
               deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(request(commands))
+    @given(st.one_of(request(commands), plain()) if transport == "mqtt" else request(commands))
     def one(case):
         check(target, stats, transport, *case)
         if stats.sent % 1000 == 0:
-            print(f"  {transport}: {stats.sent} sent, {time.monotonic() - started:.0f} s",
-                  flush=True)
+            print(f"  {transport}: {stats.sent} sent, {time.monotonic() - started:.0f} s, "
+                  f"node RSS {target.rss_kib() / 1024:.1f} MiB", flush=True)
 
     if seed_value is not None:
         one = seed(seed_value)(one)
@@ -45,11 +47,16 @@ def run(target: Target, transport: str, commands: list[str], cases: int,
     return stats
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="camnode's long fuzz run")
     ap.add_argument("--cases", type=int, default=6000, help="per transport (default 6000)")
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the broker and node on SIGTERM too
     commands = sorted(command_schemas())
     target = Target().start()
     try:

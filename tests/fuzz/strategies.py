@@ -185,3 +185,14 @@ def request(commands: list[str] | None = None) -> st.SearchStrategy:
         return command, encode(draw(mutate(value)))
 
     return one()
+
+
+def plain() -> st.SearchStrategy:
+    """("plain:pipeline/set" | "plain:module/set", payload) for the plain-text topics
+    Home Assistant's switch and select use."""
+    words = st.sampled_from([b"ON", b"OFF", b"on", b" off\n", b"MAYBE", b"", b"passthrough",
+                             b"service", b"motion", b"nope", b"../etc/passwd", b"os",
+                             b"x" * 70_000, b"\xff\xfe", b"\x00"])
+    return st.tuples(st.sampled_from(["plain:pipeline/set", "plain:module/set"]),
+                     st.one_of(words, st.binary(max_size=40),
+                               st.text(max_size=40).map(lambda t: t.encode("utf-8", "replace"))))

@@ -15,11 +15,12 @@ import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.fuzz.harness import Stats, Target, check, rest_commands, still_answering
-from tests.fuzz.strategies import command_schemas, request
+from tests.fuzz.strategies import command_schemas, plain, request
 
-EXAMPLES = 120  # per transport; about 10 s each on an idle machine
+EXAMPLES = 200  # per transport: ~20 s for both with node start-up, on an idle machine
 SETTINGS = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
                     suppress_health_check=list(HealthCheck), print_blob=True)
 
@@ -43,7 +44,7 @@ def test_every_mqtt_request_is_answered_once_and_refusals_change_nothing(target)
     stats = Stats()
 
     @SETTINGS
-    @given(request())
+    @given(st.one_of(request(), plain()))
     def one(case):
         check(target, stats, "mqtt", *case)
         assert_clean(stats)

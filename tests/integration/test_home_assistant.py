@@ -145,3 +145,42 @@ def test_viewers_are_published_when_they_change(ha_node, broker):
         viewer.close()
     probe.wait(f"{BASE}/state", lambda m: _json(m)["viewers"] == 0,
                since=probe.mark(), timeout=10)
+
+
+def test_problem_entity_turns_on_while_the_module_raises_and_off_when_it_is_replaced(
+        ha_node, broker, tmp_path):
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "raiser.py").write_text("def process_image(src):\n"
+                                    "    raise RuntimeError('lens cap on')\n")
+    node, probe = ha_node(broker, {"pipeline": {"processor_dirs": ["mods"]}})
+    problem = _json(probe.wait(DISCOVERY))["components"]["problem"]
+    shows = lambda m: _render(problem["value_template"], _json(m))  # noqa: E731
+    probe.wait(f"{BASE}/state", lambda m: shows(m) == "OFF")
+    mark = probe.mark()
+    probe.publish(f"{BASE}/module/set", "raiser")
+    bad = probe.wait(f"{BASE}/state", lambda m: shows(m) == "ON", since=mark, timeout=8)
+    attrs = json.loads(_render(problem["json_attributes_template"], _json(bad)))
+    assert [p["part"] for p in attrs["problems"]] == ["module"]
+    assert "lens cap on" in attrs["problems"][0]["reason"]
+    mark = probe.mark()
+    probe.publish(f"{BASE}/module/set", "passthrough")
+    probe.wait(f"{BASE}/state", lambda m: shows(m) == "OFF", since=mark, timeout=20)
+
+
+def test_labels_a_module_tracks_become_per_roi_entities_fed_by_the_node(ha_node, broker):
+    # `faces` reports labels ["face"] in its status, as the object detector does its own.
+    node, probe = ha_node(broker, {"pipeline": {"module": "faces"}})
+    doc = _json(probe.wait(DISCOVERY, lambda m: any(
+        "face" in c.get("name", "") for c in _json(m)["components"].values())))
+    ids = {cid: eid for gen in ha.GENERATIONS for cid, eid in ha.entity_ids(doc, gen).items()}
+    comp = next(c for c in doc["components"].values() if c.get("name") == "door face")
+    assert comp["default_entity_id"] == "binary_sensor.camnode_test_roi_door_face_occupancy"
+    assert "binary_sensor.camnode_test_roi_door_face_occupancy" in ids.values()
+    assert probe.wait(comp["state_topic"]).payload in (b"ON", b"OFF")
+    # Another module without labels: the label entities are removed from Home Assistant.
+    mark = probe.mark()
+    probe.publish(f"{BASE}/module/set", "service")
+    gone = _json(probe.wait(DISCOVERY, lambda m: {"p": "binary_sensor"} in
+                            _json(m)["components"].values(), since=mark))
+    assert not [c for c in gone["components"].values() if "face" in c.get("name", "")]

@@ -190,6 +190,18 @@ def test_a_stalled_pipeline_turns_healthz_503_until_it_moves_again(live):
     _works(node, url, probe, "pipeline")
 
 
+def test_a_lost_camera_is_a_problem_but_not_a_failure(run_node, tmp_path):
+    node = run_node({"camera": {"source": str(tmp_path / "missing.mp4")}})
+    state = wait_for(lambda: (s := node.state())["health"]["problems"] and s,
+                     what="the lost source in the health")
+    assert [p["part"] for p in state["health"]["problems"]] == ["source"]
+    assert "missing.mp4" in state["health"]["problems"][0]["reason"]
+    assert state["health"]["ok"] is False and state["health"]["failing"] == []
+    status, body = _healthz(node.url)  # camnode itself works: 200, the problem named
+    assert status == 200 and body["failing"] == []
+    assert body["problems"][0]["part"] == "source"
+
+
 def test_a_web_worker_that_dies_is_restarted_and_reported_meanwhile(run_node):
     node = run_node({"web": {"workers": 2}})
     wait_for(lambda: node.state()["web_workers"] == 2, what="two workers reporting")
@@ -207,3 +219,49 @@ def test_a_web_worker_that_dies_is_restarted_and_reported_meanwhile(run_node):
     state = wait_for(lambda: (s := node.state())["web_workers"] == 2 and s, what="2 workers")
     assert state["health"]["parts"]["web"]["restarts"] == 1
     assert victim not in {node.state()["worker"]["pid"] for _ in range(6)}
+
+
+def test_a_web_worker_keeps_serving_after_a_malformed_message_from_the_node(camnode):
+    """A publisher sending one bad message (2 parts, a header that is not JSON) once left
+    the worker's reader dead: no more frames or state, /healthz 503 for good."""
+    import zmq
+
+    from node import wire
+
+    ctx = zmq.Context.instance()
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    cport = router.bind_to_random_port("tcp://127.0.0.1")
+    seq = [0]
+
+    def send_good() -> None:
+        seq[0] += 1
+        pub.send_multipart([wire.TOPIC_STATE, wire.encode_json(
+            {"pipeline": "running", "health": {"ok": True, "problems": [], "failing": []}}),
+            b""])
+        pub.send_multipart([wire.TOPIC_FRAME, wire.FrameHeader(
+            seq[0], time.time(), 2, 2, "fake").encode(), b"\xff\xd8fakejpeg\xff\xd9"])
+
+    try:
+        web = camnode("web", "--connect", f"tcp://127.0.0.1:{port}", "--command",
+                      f"tcp://127.0.0.1:{cport}", "--host", "127.0.0.1", "--port", "0")
+        url = web.wait_line(r"listening on (http://127\.0\.0\.1:\d+)/").group(1)
+
+        def seen_seq() -> int:
+            send_good()
+            return get_json(url + "/api/state")["stream"]["frame_seq"] or 0
+
+        wait_for(lambda: seen_seq() > 0, what="the worker to receive frames")
+        pub.send_multipart([wire.TOPIC_FRAME, b"this is not a header"])  # 2 parts
+        pub.send_multipart([wire.TOPIC_FRAME, b"{not json", b""])
+        before = seq[0]
+        wait_for(lambda: seen_seq() > before + 3, what="frames after the bad message")
+        web.wait_line(r"frame/state reader failed \(1 so far\)")
+        assert _healthz(url)[0] == 200
+        assert "Traceback" in web.output
+    finally:
+        pub.close()
+        router.close()

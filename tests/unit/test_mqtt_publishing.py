@@ -127,9 +127,19 @@ def test_a_new_problem_is_published_at_once_and_a_missing_health_report_is_fine(
     b.publish_state(state(health=bad))
     assert states_sent(rec)[-1]["health"]["ok"] is False
     clock["now"] += 0.1
-    b.publish_state(state(health={**bad, "problems": [{**bad["problems"][0],
-                                                        "reason": "camera unplugged"}]}))
-    assert states_sent(rec)[-1]["health"]["problems"][0]["reason"] == "camera unplugged"
+    slow = {"part": "module", "reason": "slow: 212 ms a frame", "since": 6.0}
+    b.publish_state(state(health={"ok": False, "problems": [*bad["problems"], slow]}))
+    assert [p["part"] for p in states_sent(rec)[-1]["health"]["problems"]] == \
+        ["source", "module"]  # a second part in trouble: at once
+    n = len(states_sent(rec))
+    clock["now"] += 0.1
+    b.publish_state(state(health={"ok": False, "problems": [
+        *bad["problems"], {**slow, "reason": "slow: 230 ms a frame"}]}))
+    assert len(states_sent(rec)) == n  # only the numbers in a reason moved: no message
+    clock["now"] += 0.1
+    b.publish_state(state(health={"ok": False, "problems": [
+        *bad["problems"], {**slow, "reason": "failing: ValueError"}]}))
+    assert states_sent(rec)[-1]["health"]["problems"][1]["reason"] == "failing: ValueError"
 
 
 # -- labels and removals (item 8) ------------------------------------------------------------

@@ -13,7 +13,8 @@ import pytest
 
 from node import supervisor as sup
 from node.module_runner import conform
-from node.supervisor import LoopWatchdog, Supervisor, beat, failing, idle
+from node.supervisor import Supervisor, beat, failing, idle
+from web.watchdog import LoopWatchdog
 
 
 def wait_for(cond, timeout=5.0, what="condition"):

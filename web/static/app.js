@@ -70,11 +70,12 @@ function showHealth(health) {
   const banner = $("health");
   banner.hidden = problems.length === 0;
   if (!problems.length) return;
-  const failing = problems.filter((p) => !DEGRADED.has(p.part));
+  const failing = Array.isArray(health.failing) ? health.failing
+    : [...new Set(problems.filter((p) => !DEGRADED.has(p.part)).map((p) => p.part))];
   banner.classList.toggle("failing", failing.length > 0);
   banner.dataset.parts = problems.map((p) => p.part).join(" ");
   $("health-title").textContent = failing.length
-    ? `Node unhealthy: ${[...new Set(failing.map((p) => p.part))].join(", ")} not working`
+    ? `Node unhealthy: ${failing.join(", ")} not working`
     : "Working with problems";
   const list = $("health-list");
   list.replaceChildren(...problems.map((p) => {
