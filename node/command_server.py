@@ -1,7 +1,9 @@
 """ZeroMQ transport for the dispatcher: web workers (and relays) send commands here.
 
 A ROUTER socket served by its own thread; each request is handled by the dispatcher
-and answered on the same socket. Bound to loopback unless configured otherwise.
+and answered on the same socket. Bound to loopback unless configured otherwise, and
+(given `keys`) a CURVE server that only the node's workers and keyed relays can reach
+(node/curve.py).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import threading
 import zmq
 
 from node import strictjson
+from node.curve import CurveGuard, ServerKeys
 from node.dispatcher import MAX_PAYLOAD, Dispatcher, error
+from node.supervisor import Supervisor, beat
 from node.wire import encode_json
 
 # A REST body (at most MAX_PAYLOAD bytes) arrives JSON-escaped inside the message: up
@@ -26,42 +30,54 @@ log = logging.getLogger(__name__)
 class CommandServer:
     """Owns the ROUTER socket and its thread; start()/stop() are idempotent."""
 
-    def __init__(self, bind: str, dispatcher: Dispatcher, context: zmq.Context | None = None):
+    def __init__(self, bind: str, dispatcher: Dispatcher, context: zmq.Context | None = None,
+                 supervisor: Supervisor | None = None, keys: ServerKeys | None = None):
+        self.supervisor = supervisor or Supervisor()  # runs the thread (part `commands`)
         self.bind = bind
+        self.keys = keys
+        self._guard: CurveGuard | None = None
         self.endpoint = ""
         self.dispatcher = dispatcher
         self._ctx = context or zmq.Context.instance()
         self._sock: zmq.Socket | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._part = None
 
     def start(self) -> None:
         if self._sock is not None:
             return
         sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
+        if self.keys is not None and not self.bind.startswith("inproc://"):
+            self._guard = CurveGuard(self.keys)
+            self._guard.secure(self._ctx, sock)
         sock.bind(self.bind)
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._sock = sock
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="commands", daemon=True)
-        self._thread.start()
-        log.info("accepting commands on %s", self.endpoint)
+        # A command may load a module (imports, model files): allow it 30 s before "stalled".
+        self._part = self.supervisor.spawn("commands", self._run, self._stop, stall_after=30)
+        log.info("accepting commands on %s%s", self.endpoint,
+                 " (CURVE: keyed clients only)" if self._guard else "")
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(5)
-            self._thread = None
+        if self._part is not None:
+            self._part.join(5)
+            self._part = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        if self._guard is not None:
+            self._guard.stop()
+            self._guard = None
 
     def _run(self) -> None:
         sock = self._sock
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         while not self._stop.is_set():
+            beat()
             if not poller.poll(250):
                 continue
             parts = sock.recv_multipart()

@@ -28,9 +28,11 @@ DEFAULTS: dict[str, Any] = {
     "camera": {"width": 640, "height": 480, "fps": 30, "jpeg_quality": 80, "rotate": 0,
                "reconnect_max_s": 10},
     "pipeline": {"autostart": True, "module": "passthrough", "module_params": {},
-                 "processor_dirs": [], "stamp": True},
+                 "processor_dirs": [], "stamp": True,
+                 "examples": False},
     "zmq": {"publish": "tcp://127.0.0.1:5555", "command": "tcp://127.0.0.1:5556"},
-    "web": {"host": "0.0.0.0", "port": 8080, "workers": 1, "max_clients": 2000},
+    "web": {"host": "0.0.0.0", "port": 8080, "workers": 1, "max_clients": 2000,
+            "allowed_hosts": [], "header_timeout_s": 20, "body_timeout_s": 30},
     "colours": {},
     "rois": {},
     "rois_version": 0,
@@ -75,6 +77,7 @@ class PipelineConfig:
     module_params: dict
     processor_dirs: tuple[str, ...]
     stamp: bool
+    examples: bool = False  # list the example_* modules (page, Home Assistant select)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,9 @@ class WebConfig:
     port: int
     workers: int
     max_clients: int
+    allowed_hosts: tuple[str, ...] = ()
+    header_timeout_s: float = 20.0
+    body_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,9 @@ class EventsConfig:
     min_score: float
     snapshot_height: int
     snapshot_max_bytes: int
+    confirm_frames: int = 3
+    stationary_after_s: float = 10.0
+    stationary_end_after_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -205,10 +214,12 @@ def parse_config(doc: Any, source: str = "config", base_dir: Path = Path(".")) -
         camera=CameraConfig(cam["source"], cam["width"], cam["height"], float(cam["fps"]),
                             cam["jpeg_quality"], cam["rotate"], float(cam["reconnect_max_s"])),
         pipeline=PipelineConfig(pipe["autostart"], pipe["module"], dict(pipe["module_params"]),
-                                tuple(pipe["processor_dirs"]), pipe["stamp"]),
+                                tuple(pipe["processor_dirs"]), pipe["stamp"],
+                                pipe["examples"]),
         zmq=ZmqConfig(m["zmq"]["publish"], m["zmq"]["command"]),
         web=WebConfig(m["web"]["host"], m["web"]["port"], m["web"]["workers"],
-                      m["web"]["max_clients"]),
+                      m["web"]["max_clients"], tuple(m["web"]["allowed_hosts"]),
+                      float(m["web"]["header_timeout_s"]), float(m["web"]["body_timeout_s"])),
         colours={k: tuple(v) for k, v in m["colours"].items()},
         rois=copy.deepcopy(m["rois"]),
         rois_version=m["rois_version"],

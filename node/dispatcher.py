@@ -165,6 +165,10 @@ class Dispatcher:
                                [ValidationIssue("$.params" + i.path[1:], i.reason)
                                 for i in exc.issues])
         except ModuleLoadError as exc:
+            # The old module keeps running; say why the new one did not (last_error shows
+            # in the state, on the page and as Home Assistant's "Last error" sensor).
+            self.node.last_error = f"module {name!r} refused: {exc}"
+            self.node.notify()
             raise CommandError("module_error", str(exc))
 
         def change(doc: dict) -> None:

@@ -8,8 +8,18 @@ track) / `end` events, per-ROI occupancy and counts (with an off-delay against
 flapping) and motion ON/OFF. Outputs go to the sinks (MQTT bridge, ZeroMQ PUB) from
 this thread.
 
+Events worth automating on: a track is reported (`new`) only once `confirm_frames`
+detector runs have seen it, so a one-frame ghost never fires; a track whose box has not
+moved for `stationary_after_s` turns stationary (one `update` saying so, then none until
+it moves) and survives `stationary_end_after_s` of missed detections, so a parked car
+does not fire again and again. Occupancy and counts are kept per ROI and, for the
+labels a module tracks (`set_labels`), per ROI and label.
+
 A detection from a module is a dict: `label`, optional `score` (0..1), and `box` as
 pixels `(x1, y1, x2, y2)` or `box_pct` as `(left, top, right, bottom)` in percent.
+Optional: `run` (an id of the detector run that produced it: a module that repeats its
+newest result on every frame sets it, and a track's frames are counted by distinct
+runs) and `exclude_rois` (ROI names this detection must not count in).
 """
 
 from __future__ import annotations
@@ -23,15 +33,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-import cv2
 import numpy as np
 
 from node.config import EventsConfig
+from node.supervisor import Supervisor, beat
+from node.snapshot import SNAPSHOT_BOX, draw_boxes, make_snapshot  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
 IOU_MATCH = 0.2
 ROI_OVERLAP = 0.3  # fraction of the object's box inside an ROI to count as "in" it
+STILL_IOU = 0.85  # a box this similar to where the object last moved has not moved
 
 
 class EventSink(Protocol):
@@ -39,6 +51,8 @@ class EventSink(Protocol):
     def occupancy(self, roi: str, occupied: bool, count: int) -> None: ...
     def motion(self, on: bool) -> None: ...
     def snapshot(self, jpeg: bytes, ts: float) -> None: ...
+    # Optional (a sink without it is skipped): per ROI and label.
+    # def label_occupancy(self, roi: str, label: str, occupied: bool, count: int) -> None
 
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom in percent
@@ -83,8 +97,15 @@ def normalise(det: object, width: int, height: int) -> dict | None:
         return None
     if box[2] <= box[0] or box[3] <= box[1]:
         return None
-    return {"label": str(det.get("label", "object"))[:64], "score": score,
-            "box": tuple(round(v, 2) for v in box)}
+    out = {"label": str(det.get("label", "object"))[:64], "score": score,
+           "box": tuple(round(v, 2) for v in box)}
+    run = det.get("run")
+    if isinstance(run, int) and not isinstance(run, bool):
+        out["run"] = run
+    excluded = det.get("exclude_rois")
+    if isinstance(excluded, (list, tuple, set, frozenset)):
+        out["exclude_rois"] = frozenset(str(r) for r in excluded)
+    return out
 
 
 @dataclass
@@ -98,12 +119,20 @@ class Track:
     last_update: float
     rois: set = field(default_factory=set)
     entered: set = field(default_factory=set)
+    hits: int = 1  # detector runs that saw it
+    last_run: int | None = None
+    confirmed: bool = False  # `new` sent
+    anchor: Box | None = None  # the box when it last moved
+    moved_at: float = 0.0
+    stationary: bool = False
+    exclude: frozenset = frozenset()
 
     def as_event(self, kind: str, node_id: str, end: float | None = None) -> dict:
         return {"type": kind, "id": self.id, "node_id": node_id, "label": self.label,
                 "score": round(self.score, 3),
                 "box": dict(zip(("left", "top", "right", "bottom"), self.box)),
                 "rois": sorted(self.rois), "entered_rois": sorted(self.entered),
+                "stationary": self.stationary,
                 "start": round(self.start, 3), "end": round(end, 3) if end is not None else None}
 
 
@@ -129,40 +158,90 @@ class Tracker:
                 continue
             used_t.add(tid)
             used_d.add(i)
-            t, d = self.tracks[tid], dets[i]
-            t.box, t.score, t.last_seen = d["box"], d["score"], ts
-            rois = self._rois_of(t.box)
-            changed_rois = rois != t.rois
-            t.rois = rois
-            t.entered |= rois
-            if changed_rois or ts - t.last_update >= self.cfg.update_interval_s:
-                t.last_update = ts
-                events.append(t.as_event("update", self.node_id))
+            events += self._matched(self.tracks[tid], dets[i], ts)
         for i, d in enumerate(dets):
             if i in used_d:
                 continue
-            t = Track(next(self._ids), d["label"], d["score"], d["box"], ts, ts, ts)
-            t.rois = self._rois_of(t.box)
+            t = Track(next(self._ids), d["label"], d["score"], d["box"], ts, ts, ts,
+                      last_run=d.get("run"), anchor=d["box"], moved_at=ts,
+                      exclude=d.get("exclude_rois", frozenset()))
+            t.rois = self._rois_of(t.box, t.exclude)
             t.entered = set(t.rois)
             self.tracks[t.id] = t
-            events.append(t.as_event("new", self.node_id))
+            if self._confirm_frames() <= 1:
+                t.confirmed = True
+                events.append(t.as_event("new", self.node_id))
         return events + self.expire(ts)
 
+    def _confirm_frames(self) -> int:
+        return int(getattr(self.cfg, "confirm_frames", 1))
+
+    def _matched(self, t: Track, d: dict, ts: float) -> list[dict]:
+        """Track `t` was seen again as `d` at `ts`."""
+        t.box, t.score, t.last_seen = d["box"], d["score"], ts
+        t.exclude = d.get("exclude_rois", frozenset())
+        run = d.get("run")
+        if run is None or run != t.last_run:
+            t.hits += 1
+        t.last_run = run
+        rois = self._rois_of(t.box, t.exclude)
+        changed_rois = rois != t.rois
+        t.rois = rois
+        t.entered |= rois
+        changed_motion = False
+        if t.anchor is None or iou(t.box, t.anchor) < STILL_IOU:
+            t.anchor, t.moved_at = t.box, ts
+            changed_motion = t.stationary
+            t.stationary = False
+        elif not t.stationary and ts - t.moved_at >= getattr(
+                self.cfg, "stationary_after_s", math.inf):
+            t.stationary = changed_motion = True
+        if not t.confirmed:
+            if t.hits < self._confirm_frames():
+                return []
+            t.confirmed = True
+            t.last_update = ts
+            return [t.as_event("new", self.node_id)]
+        if changed_rois or changed_motion or (
+                not t.stationary and ts - t.last_update >= self.cfg.update_interval_s):
+            t.last_update = ts
+            return [t.as_event("update", self.node_id)]
+        return []
+
     def expire(self, now: float) -> list[dict]:
-        ended = [t for t in self.tracks.values() if now - t.last_seen > self.cfg.end_after_s]
+        """End tracks not seen for long enough; unconfirmed ones vanish without an event."""
+        stationary_end = max(self.cfg.end_after_s,
+                             getattr(self.cfg, "stationary_end_after_s", 0.0))
+        ended = [t for t in self.tracks.values()
+                 if now - t.last_seen > (stationary_end if t.stationary else self.cfg.end_after_s)]
         for t in ended:
             del self.tracks[t.id]
-        return [t.as_event("end", self.node_id, end=t.last_seen) for t in ended]
+        return [t.as_event("end", self.node_id, end=t.last_seen) for t in ended if t.confirmed]
 
-    def _rois_of(self, box: Box) -> set:
-        return {name for name, roi in self.rois.items() if overlap(box, roi) >= ROI_OVERLAP}
+    def _rois_of(self, box: Box, exclude: frozenset = frozenset()) -> set:
+        return {name for name, roi in self.rois.items()
+                if name not in exclude and overlap(box, roi) >= ROI_OVERLAP}
+
+    def confirmed(self) -> list[Track]:
+        return [t for t in self.tracks.values() if t.confirmed]
 
     def roi_counts(self) -> dict[str, int]:
         counts = {name: 0 for name in self.rois}
-        for t in self.tracks.values():
+        for t in self.confirmed():
             for name in t.rois:
                 if name in counts:
                     counts[name] += 1
+        return counts
+
+    def roi_label_counts(self, labels) -> dict[tuple[str, str], int]:
+        """{(roi, label): confirmed tracks of that label in that ROI}, for `labels` and
+        every label being tracked now."""
+        every = set(labels) | {t.label for t in self.confirmed()}
+        counts = {(name, label): 0 for name in self.rois for label in every}
+        for t in self.confirmed():
+            for name in t.rois:
+                if (name, t.label) in counts:
+                    counts[(name, t.label)] += 1
         return counts
 
 
@@ -170,17 +249,21 @@ class EventEngine:
     """Owns the events thread, the tracker and the debounced occupancy/motion states."""
 
     def __init__(self, cfg: EventsConfig, node_id: str, sinks: list[EventSink] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, supervisor: Supervisor | None = None):
         self.cfg = cfg
+        self.supervisor = supervisor or Supervisor()  # runs the events thread (part `events`)
         self.tracker = Tracker(cfg, node_id)
         self.sinks: list[EventSink] = list(sinks or [])
         self._clock = clock
         self._queue: queue.Queue = queue.Queue(maxsize=64)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._part = None
         self._pending_rois: dict | None = None
+        self._labels: tuple[str, ...] = ()
         self.occupied: dict[str, tuple[bool, int]] = {}
         self._last_in: dict[str, float] = {}
+        self.label_occupied: dict[tuple[str, str], tuple[bool, int]] = {}
+        self._label_last_in: dict[tuple[str, str], float] = {}
         self.motion_on = False
         self._last_motion = 0.0
         self._last_snapshot = 0.0
@@ -189,20 +272,29 @@ class EventEngine:
 
     # -- any thread ----------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread and self._thread.is_alive():
+        if self._part is not None and self._part.alive:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="events", daemon=True)
-        self._thread.start()
+        self._part = self.supervisor.spawn("events", self._run, self._stop)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(5)
-            self._thread = None
+        if self._part is not None:
+            self._part.join(5)
+            self._part = None
 
     def set_rois(self, rois: dict) -> None:
         self._pending_rois = dict(rois)
+
+    def set_labels(self, labels) -> None:
+        """The labels the current module tracks (from its `status()["labels"]`): each
+        gets occupancy and a count per ROI, OFF/0 until seen. Any thread."""
+        self._labels = tuple(sorted({str(x)[:64] for x in labels or ()}))
+
+    def labels_of(self, roi: str) -> list[str]:
+        """Labels with per-label topics for `roi` (tracked now or seen), any thread."""
+        seen = {label for (name, label) in list(self.label_occupied) if name == roi}
+        return sorted(seen | set(self._labels))
 
     def submit(self, detections: list, ts: float, jpeg: bytes | None, width: int,
                height: int) -> None:
@@ -213,13 +305,18 @@ class EventEngine:
             self.dropped += 1
 
     def state(self) -> dict:
-        return {"motion": self.motion_on, "tracks": len(self.tracker.tracks),
+        labels: dict[str, dict] = {}
+        for (roi, label), (occupied, count) in sorted(self.label_occupied.items()):
+            labels.setdefault(roi, {})[label] = {"occupied": occupied, "count": count}
+        return {"motion": self.motion_on, "tracks": len(self.tracker.confirmed()),
                 "occupancy": {k: {"occupied": v[0], "count": v[1]}
-                              for k, v in self.occupied.items()}}
+                              for k, v in self.occupied.items()},
+                "label_occupancy": labels}
 
     # -- events thread -------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
+            beat()
             try:
                 item = self._queue.get(timeout=0.2)
             except queue.Empty:
@@ -236,6 +333,9 @@ class EventEngine:
             for gone in set(self.occupied) - set(rois):
                 del self.occupied[gone]
                 self._last_in.pop(gone, None)
+            for key in [k for k in self.label_occupied if k[0] not in rois]:
+                del self.label_occupied[key]
+                self._label_last_in.pop(key, None)
         if item is None:
             events, now, jpeg = self.tracker.expire(self._clock()), self._clock(), None
         else:
@@ -244,13 +344,15 @@ class EventEngine:
             events = self.tracker.update(dets, now)
         for ev in events:
             self._emit("event", ev)
-        if jpeg is not None and any(e["type"] == "new" for e in events) \
-                and now - self._last_snapshot >= 1.0:
+        new = [e for e in events if e["type"] == "new"]
+        if jpeg is not None and new and now - self._last_snapshot >= 1.0:
             self._last_snapshot = now
-            snap = make_snapshot(jpeg, self.cfg.snapshot_height, self.cfg.snapshot_max_bytes)
+            snap = make_snapshot(jpeg, self.cfg.snapshot_height, self.cfg.snapshot_max_bytes,
+                                 [(e["box"], e["label"]) for e in new])
             if snap:
                 self._emit("snapshot", snap, now)
         self._update_occupancy(now)
+        self._update_label_occupancy(now)
         self._update_motion(now)
 
     def _update_occupancy(self, now: float) -> None:
@@ -264,10 +366,21 @@ class EventEngine:
                 self.occupied[name] = (occupied, shown_count)
                 self._emit("occupancy", name, occupied, shown_count)
 
+    def _update_label_occupancy(self, now: float) -> None:
+        for key, count in self.tracker.roi_label_counts(self._labels).items():
+            if count:
+                self._label_last_in[key] = now
+            held = now - self._label_last_in.get(key, -1e18) < self.cfg.occupancy_off_delay_s
+            value = (count > 0 or held, count)
+            if self.label_occupied.get(key) != value:
+                self.label_occupied[key] = value
+                self._emit("label_occupancy", key[0], key[1], *value)
+
     def _update_motion(self, now: float) -> None:
-        if self.tracker.tracks:
+        tracked = bool(self.tracker.confirmed())
+        if tracked:
             self._last_motion = now
-        on = bool(self.tracker.tracks) or now - self._last_motion < self.cfg.occupancy_off_delay_s
+        on = tracked or now - self._last_motion < self.cfg.occupancy_off_delay_s
         if on != self.motion_on:
             self.motion_on = on
             self._emit("motion", on)
@@ -276,25 +389,11 @@ class EventEngine:
         if what == "event":
             self.events_sent += 1
         for sink in self.sinks:
+            method = getattr(sink, what, None)
+            if method is None:
+                continue  # an optional output this sink does not take
             try:
-                getattr(sink, what)(*args)
+                method(*args)
             except Exception:
                 log.exception("event sink %s.%s failed", type(sink).__name__, what)
 
-
-def make_snapshot(jpeg: bytes, height: int, max_bytes: int) -> bytes | None:
-    """Scale a frame's JPEG to `height` and re-encode it under `max_bytes`."""
-    if not jpeg:
-        return None
-    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        return None
-    h, w = img.shape[:2]
-    if h > height:
-        img = cv2.resize(img, (max(1, round(w * height / h)), height),
-                         interpolation=cv2.INTER_AREA)
-    for quality in (85, 70, 55, 40, 25):
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if ok and len(buf) <= max_bytes:
-            return buf.tobytes()
-    return None

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "processors"
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 NOT_MODULES = {"common", "background", "__init__"}  # helpers, not modules
+EXAMPLE = "example_"  # built-in SDK examples, listed only when the config asks
 
 
 class UnknownModule(Exception):
@@ -56,16 +57,23 @@ class Result:
 
 
 class Registry:
-    """The module names available now; rescanned on every call (a folder listing)."""
+    """The module names available now; rescanned on every call (a folder listing).
 
-    def __init__(self, extra_dirs: list[Path] | None = None):
+    The built-in SDK examples (`example_*` in processors/) are listed only with
+    `examples=True` (config `pipeline.examples`); they still load by name."""
+
+    def __init__(self, extra_dirs: list[Path] | None = None, examples: bool = False):
         self.dirs = [BUILTIN_DIR] + [Path(d) for d in (extra_dirs or [])]
+        self.examples = examples
 
     def available(self) -> list[str]:
+        """Module names offered for selection (the page, the Home Assistant select)."""
         names: set[str] = set()
         for d in self.dirs:
             try:
                 for p in d.glob("*.py"):
+                    if not self.examples and d == BUILTIN_DIR and p.stem.startswith(EXAMPLE):
+                        continue
                     if NAME_RE.match(p.stem) and p.stem not in NOT_MODULES \
                             and not p.stem.startswith("_"):
                         names.add(p.stem)

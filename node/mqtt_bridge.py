@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import random
+import re
 import socket
 import ssl
 import threading
@@ -28,8 +29,10 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from node import response_topic, strictjson
 from node.config import MqttConfig
-from node.discovery import discovery_payload
+from node.discovery import discovery_payload, labels_of, sent_components
 from node.dispatcher import MAX_PAYLOAD, Dispatcher, error, request_id_of
+from node.loader import UnknownModule
+from node.supervisor import Supervisor, beat
 from node.topics import Topics
 
 if TYPE_CHECKING:
@@ -37,12 +40,38 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# State fields whose change is worth a retained `state` message at once; others (fps,
-# counters) ride along with the periodic refresh and the `stats` topic.
+# State fields whose change is worth a retained `state` message at once; counters ride
+# along with the periodic refresh and the `stats` topic.
 SIGNIFICANT = ("pipeline", "module", "modules", "module_error", "last_error", "viewers")
 # paho doubles its wait between reconnect attempts up to this: after a broker outage of
 # any length the node is back within about this many seconds of the broker's return.
 RECONNECT_MAX_S = 2
+_DIGITS = re.compile(r"\d+(\.\d+)?")
+# Diagnostics (the frame rate) are sent when they change noticeably, at most this often.
+DIAGNOSTICS_MIN_INTERVAL_S = 2.0
+
+
+def fps_changed(before: float | None, now: float | None) -> bool:
+    """A frame-rate change worth telling Home Assistant: starting or stopping, or 1 fps /
+    10 % either way (jitter around 30 fps does not count)."""
+    a, b = float(before or 0), float(now or 0)
+    if (a == 0) != (b == 0):
+        return True
+    return abs(b - a) >= max(1.0, 0.1 * a)
+
+
+def state_key(state: dict) -> dict:
+    """The fields of a state whose change publishes it at once (see SIGNIFICANT)."""
+    key = {k: state.get(k) for k in SIGNIFICANT}
+    key["source"] = (state.get("source") or {}).get("status")
+    health = state.get("health")
+    if isinstance(health, dict):  # missing (older nodes): counts as ok
+        # Which parts and why, but not their timings ("no progress for 5.2 s" ticking up
+        # rides the periodic refresh; a new part or a new reason is sent at once).
+        key["health"] = (bool(health.get("ok")), sorted(
+            (str(p.get("part")), _DIGITS.sub("#", str(p.get("reason"))))
+            for p in health.get("problems") or [] if isinstance(p, dict)))
+    return key
 
 
 def mqtt_password() -> str | None:
@@ -74,12 +103,14 @@ class MqttBridge:
         self._queue: queue.Queue = queue.Queue(maxsize=100)
         self._stop = threading.Event()
         self._announce_due = threading.Event()
-        self._worker: threading.Thread | None = None
+        self._worker = None  # the `mqtt` part of node.supervisor
         self._last_state: dict | None = None
         self._last_state_at = 0.0
+        self._last_fps: float | None = None
         self._discovery_timer: threading.Timer | None = None
         self._discovered: tuple | None = None
-        self._known_rois: set[str] = set()
+        self._sent_components: dict[str, str] = {}
+        self._labels: list[str] = []
         self._lock = threading.Lock()
         self._discovery_lock = threading.Lock()
 
@@ -106,8 +137,9 @@ class MqttBridge:
         client.on_message = self._on_message
         self._client = client
         self._stop.clear()
-        self._worker = threading.Thread(target=self._work, name="mqtt-commands", daemon=True)
-        self._worker.start()
+        supervisor: Supervisor = getattr(self.node, "supervisor", None) or Supervisor()
+        self._worker = supervisor.spawn("mqtt", self._work, self._stop, name="mqtt-commands",
+                                        stall_after=30)  # a command may load a module
         if v5:
             client.connect_async(self.host, self.port, cfg.keepalive,
                                  clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY)
@@ -134,6 +166,7 @@ class MqttBridge:
         client.loop_stop()
         if self._worker:
             self._worker.join(5)
+            self._worker = None
         self.connected = False
         log.info("MQTT: disconnected")
 
@@ -179,6 +212,7 @@ class MqttBridge:
     # -- command thread --------------------------------------------------------------------
     def _work(self) -> None:
         while not self._stop.is_set():
+            beat()
             try:
                 msg = self._queue.get(timeout=0.2)
             except queue.Empty:
@@ -298,18 +332,26 @@ class MqttBridge:
             self.occupancy(roi, occupied, count)
         if node.events:
             self.motion(node.events.motion_on)
+            for (roi, label), (occupied, count) in dict(node.events.label_occupied).items():
+                self.label_occupancy(roi, label, occupied, count)
         self.publish_discovery(force=force_discovery, modules=state["modules"])
 
     def publish_state(self, state: dict, force: bool = False) -> None:
+        """Retained `state`: at once when a significant field changed, when the frame rate
+        changed noticeably (at most every DIAGNOSTICS_MIN_INTERVAL_S), and every
+        `stats_interval_s` anyway. Called by the node's state thread about once a second."""
         now = time.monotonic()
-        key = {k: state.get(k) for k in SIGNIFICANT}
-        key["source"] = (state.get("source") or {}).get("status")
+        key = state_key(state)
         key["mqtt"] = self.connected
+        fps = state.get("fps")
+        self._labels = labels_of(state)
         with self._lock:
-            due = now - self._last_state_at >= self.cfg.stats_interval_s
+            since = now - self._last_state_at
+            due = since >= self.cfg.stats_interval_s or (
+                fps_changed(self._last_fps, fps) and since >= DIAGNOSTICS_MIN_INTERVAL_S)
             if not force and key == self._last_state and not due:
                 return
-            self._last_state, self._last_state_at = key, now
+            self._last_state, self._last_state_at, self._last_fps = key, now, fps
         self._publish(self.topics.state, state, retain=True)
 
     def publish_stats(self, stats: dict) -> None:
@@ -328,18 +370,25 @@ class MqttBridge:
         rois = sorted(cfg.rois)
         if modules is None:
             modules = self.node.registry.available()
-        key = (tuple(modules), tuple(rois), cfg.name)
+        if cfg.pipeline.module not in modules:  # e.g. an example while examples are hidden:
+            try:                                # the select must be able to show it
+                self.node.registry.path_of(cfg.pipeline.module)
+                modules = sorted([*modules, cfg.pipeline.module])
+            except UnknownModule:
+                pass
+        labels = list(self._labels)
+        key = (tuple(modules), tuple(rois), tuple(labels), cfg.name)
         with self._discovery_lock:
             if (key == self._discovered and not force) or not self.connected:
                 return
-            removed = sorted(self._known_rois - set(rois))
             payload = discovery_payload(self.topics, cfg.node_id, cfg.name, modules, rois,
-                                        removed, self.cfg.public_url or self.node.web_url)
+                                        labels, self._sent_components,
+                                        self.cfg.public_url or self.node.web_url)
             self._publish(self.topics.discovery, payload, retain=True)
             self._discovered = key
-            self._known_rois = set(rois)
-        log.info("MQTT: Home Assistant discovery sent (%d ROI(s), %d module(s))", len(rois),
-                 len(modules))
+            self._sent_components = sent_components(payload)
+        log.info("MQTT: Home Assistant discovery sent (%d ROI(s), %d label(s), %d module(s))",
+                 len(rois), len(labels), len(modules))
 
     def _schedule_discovery(self) -> None:
         """Home Assistant came online: re-send discovery after 1-5 s, as its docs ask."""
@@ -361,13 +410,26 @@ class MqttBridge:
     def motion(self, on: bool) -> None:
         self._publish(self.topics.motion, "ON" if on else "OFF", retain=True)
 
-    def clear_roi(self, roi: str) -> None:
+    def label_occupancy(self, roi: str, label: str, occupied: bool, count: int) -> None:
+        self._publish(self.topics.roi_label_occupancy(roi, label), "ON" if occupied else "OFF",
+                      retain=True)
+        self._publish(self.topics.roi_label_count(roi, label), str(count), retain=True)
+
+    def clear_roi(self, roi: str, labels=()) -> None:
         """An ROI was deleted: remove its retained topics (empty retained payload)."""
         self._publish(self.topics.occupancy(roi), b"", retain=True)
         self._publish(self.topics.count(roi), b"", retain=True)
+        for label in labels:
+            self._publish(self.topics.roi_label_occupancy(roi, label), b"", retain=True)
+            self._publish(self.topics.roi_label_count(roi, label), b"", retain=True)
 
     def snapshot(self, jpeg: bytes, ts: float) -> None:
+        """A new snapshot: retained on `snapshot` (camera entity, flows that start later)
+        and once, not retained, on `snapshot/image` for Home Assistant's image entity,
+        whose state is the time it last received a message: a retained copy re-delivered
+        after a broker or Home Assistant restart would look like a new picture."""
         self._publish(self.topics.snapshot, jpeg, retain=True)
+        self._publish(self.topics.snapshot_image, jpeg)
 
 
 def _request_id(msg: mqtt.MQTTMessage) -> object:

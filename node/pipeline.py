@@ -1,10 +1,14 @@
 """The processing pipeline: newest captured frame -> module -> stamp -> JPEG once -> PUB.
 
-One pipeline thread runs for the node's lifetime and is the only caller of the module
-and the encoder. Other threads (the dispatcher) change what it does through methods
-that only swap references under a lock; the thread picks the change up between frames.
-While stopped, or while the source is lost, it publishes a placeholder frame once a
-second so viewers see why there is no picture, and every endpoint keeps answering.
+One pipeline thread runs for the node's lifetime (under the node's supervisor) and is
+the only caller of the encoder. The module runs on its own thread (`ModuleWorker`): the
+pipeline waits for it up to `SLOW_AFTER_S` per frame; a slower module is reported
+and unedited frames stamped "module slow" flow on meanwhile. Every module output is
+checked (`conform`) before it is stamped or encoded. Other threads (the dispatcher)
+change what the pipeline does through methods that only swap references under a lock;
+the thread picks the change up between frames. While stopped, or while the source is
+lost, it publishes a placeholder frame once a second so viewers see why there is no
+picture, and every endpoint keeps answering.
 """
 
 from __future__ import annotations
@@ -19,18 +23,22 @@ import cv2
 import numpy as np
 
 from node import wire
-from node.capture import STATUS_OK, STATUS_STOPPED, Capture
+from node.capture import STATUS_LOST, STATUS_OK, STATUS_STOPPED, Capture
 from node.config import CameraConfig
 from node.loader import Processor
 from node.metrics import Histogram
+from node.module_runner import SLOW_AFTER_S, ModuleWorker, Outcome
 from node.publisher import Publisher
 from node.sources import make_source
 from node.stamp import placeholder, stamp
+from node.supervisor import Supervisor, beat
 from processors import common
 
 log = logging.getLogger(__name__)
 
 PLACEHOLDER_PERIOD = 1.0
+MODULE_ERROR_HOLD_S = 10.0  # a module error stays a health problem this long after the last
+SOURCE_GRACE_S = 5.0  # connecting longer than this counts as a lost source
 
 
 class Pipeline:
@@ -38,20 +46,26 @@ class Pipeline:
 
     def __init__(self, camera: CameraConfig, publisher: Publisher, stamp_frames: bool = True,
                  on_change: Callable[[], None] | None = None,
-                 on_frame: Callable[[list, float, bytes, int, int], None] | None = None):
+                 on_frame: Callable[[list, float, bytes, int, int], None] | None = None,
+                 supervisor: Supervisor | None = None):
         self.camera = camera
+        self.supervisor = supervisor or Supervisor()
         self._on_frame = on_frame
         self.publisher = publisher
         self.stamp_frames = stamp_frames
         self._on_change = on_change or (lambda: None)
         self._lock = threading.Lock()
         self._processor = Processor("passthrough", None)
-        self._retired: list[Processor] = []
         self._module_error: str | None = None
+        self._worker: ModuleWorker | None = None  # pipeline thread only
+        self._slow_since: float | None = None  # wall time the module became slow
+        self._slow_s = 0.0  # its last time per frame, seconds
+        self._error_since: float | None = None  # wall time of the error streak's first
+        self._error_at = 0.0
         self._rois: tuple[dict, dict] | None = None
         self._capture: Capture | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._part = None
         self.running = False
         self.last_jpeg: tuple[bytes, float, str] | None = None
         self.seq = 0
@@ -68,19 +82,23 @@ class Pipeline:
 
     # -- lifetime (node main thread) --------------------------------------------------
     def start_thread(self) -> None:
-        if self._thread and self._thread.is_alive():
+        if self._part is not None and self._part.alive:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
-        self._thread.start()
+        self._part = self.supervisor.spawn("pipeline", self._run, self._stop)
 
     def stop_thread(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(5)
-            self._thread = None
+        if self._part is not None:
+            self._part.join(5)
+            self._part = None
         self.stop()
-        self._processor.close()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.retire()  # closes its module
+            worker.join(5)
+        if worker is None or worker.processor is not self._processor:
+            self._processor.close()
 
     # -- commands (dispatcher thread) ---------------------------------------------------
     def start(self) -> bool:
@@ -92,7 +110,7 @@ class Pipeline:
             self._capture = Capture(
                 lambda: make_source(cam.source, cam.width, cam.height, cam.fps),
                 cam.width, cam.height, cam.rotate, cam.reconnect_max_s,
-                on_status=lambda s, d: self._on_change())
+                on_status=lambda s, d: self._on_change(), supervisor=self.supervisor)
             self._capture.start()
             self.running = True
         log.info("pipeline started (source %s, %dx%d @ %g fps)", cam.source, cam.width,
@@ -116,9 +134,9 @@ class Pipeline:
         return True
 
     def set_processor(self, processor: Processor, error: str | None = None) -> None:
-        """Swap the module; the old one is closed by the pipeline thread."""
+        """Swap the module; the pipeline thread retires the old one's worker, which
+        closes it once its frame in work (if any) is done."""
         with self._lock:
-            self._retired.append(self._processor)
             self._processor = processor
             self._module_error = error
         log.info("module set to %s%s", processor.name, f" (error: {error})" if error else "")
@@ -133,9 +151,42 @@ class Pipeline:
     def module(self) -> str:
         return self._processor.name
 
+    def problems(self) -> list[dict]:
+        """Degraded conditions for the state's `health` (state thread): the source lost,
+        the module failing to load, raising, returning what cannot be shown, or slow."""
+        out = []
+        cap = self._capture
+        if cap is not None and self.running and (
+                cap.status == STATUS_LOST or (cap.status != STATUS_OK and cap.status_age()
+                                              > SOURCE_GRACE_S)):
+            out.append({"part": "source", "reason": f"{cap.status}: {cap.detail or cap.description}",
+                        "since": round(cap.status_since, 3)})
+        p = self._processor
+        if self._module_error:
+            out.append({"part": "module", "reason": self._module_error,
+                        "since": round(self._error_since or time.time(), 3)})
+        elif self._error_since is not None and time.time() - self._error_at < MODULE_ERROR_HOLD_S:
+            out.append({"part": "module", "reason": f"{p.name} failing ({p.errors} errors): "
+                        f"{p.last_error}", "since": round(self._error_since, 3)})
+        slow = self.module_slow()
+        if slow is not None:
+            out.append({"part": "module", "reason": f"{p.name} slow: {slow:.1f} s per frame "
+                        f"(limit {SLOW_AFTER_S:g} s); streaming unedited frames",
+                        "since": round(self._slow_since or time.time(), 3)})
+        return out
+
+    def module_slow(self) -> float | None:
+        """Seconds per frame of the current module while it is slow, else None."""
+        if self._slow_since is None:
+            return None
+        worker = self._worker
+        busy = worker.busy_since if worker is not None else None
+        return max(self._slow_s, time.monotonic() - busy if busy is not None else 0.0)
+
     def status(self) -> dict:
         p = self._processor
         cap = self._capture
+        slow = self.module_slow()
         fresh = self._times and time.time() - self._times[-1] < 2
         fps = self._fps() if fresh else 0.0
         return {
@@ -146,6 +197,9 @@ class Pipeline:
             "module_errors": p.errors,
             "module_last_error": p.last_error,
             "module_status": p.status(),
+            "module_slow": {"slow": slow is not None,
+                            "seconds_per_frame": round(slow, 2) if slow is not None else None,
+                            "since": self._slow_since},
             "source": {
                 "spec": cap.description if cap else str(self.camera.source),
                 "status": cap.status if cap else STATUS_STOPPED,
@@ -167,18 +221,17 @@ class Pipeline:
 
     # -- pipeline thread ---------------------------------------------------------------
     def _run(self) -> None:
+        """The pipeline thread's loop (run, and restarted after a crash, by the supervisor)."""
         last_seq = 0
         last_capture: Capture | None = None
         last_placeholder = 0.0
         last_frame_at = time.monotonic()
         while not self._stop.is_set():
+            beat()
             with self._lock:
                 processor, capture, rois = self._processor, self._capture, self._rois
-                retired, self._retired = self._retired, []
                 self._rois = None
-            for old in retired:
-                if old is not processor:
-                    old.close()
+            worker = self._worker_for(processor)
             if rois is not None:
                 common.configure(*rois)
             if capture is not last_capture:
@@ -204,29 +257,98 @@ class Pipeline:
                 self.skipped += frame.seq - last_seq - 1
             last_seq = frame.seq
             last_frame_at = time.monotonic()
-            self._process(processor, frame.image, frame.ts)
+            self._process(worker, frame.image, frame.ts)
 
-    def _process(self, processor: Processor, image: np.ndarray, ts: float) -> None:
-        t0 = time.perf_counter()
-        result = processor.process(image)
-        t1 = time.perf_counter()
-        self._proc_ms.append((t1 - t0) * 1000)
-        self.proc_hist.observe(t1 - t0)
+    def _worker_for(self, processor: Processor) -> ModuleWorker:
+        """The worker of the current module; a new module retires the old worker."""
+        worker = self._worker
+        if worker is not None and worker.processor is processor:
+            return worker
+        if worker is not None:
+            worker.retire()  # closes its module after the frame in work, on its thread
+            if worker.busy:
+                log.warning("module %s still busy with a frame; it is closed when done",
+                            worker.processor.name)
+        self._set_slow(None)
+        self._error_since = None
+        self._worker = ModuleWorker(processor, self.camera.width, self.camera.height,
+                                    self.supervisor)
+        return self._worker
+
+    def _process(self, worker: ModuleWorker, image: np.ndarray, ts: float) -> None:
+        late = worker.take()  # finished after we stopped waiting for it
+        if late is not None:
+            self._collect(worker, late, publish=False)
+        if worker.busy:
+            self._publish_unedited(worker, image, ts)
+            return
+        worker.submit(image, ts)
+        done = worker.wait(0.0 if self._slow_since is not None else SLOW_AFTER_S)
+        if done is None:
+            if self._slow_since is None:
+                self._set_slow(SLOW_AFTER_S, worker.processor.name)
+            self._publish_unedited(worker, image.copy(), ts)  # the worker reads `image`
+            return
+        self._collect(worker, done, publish=True)
+
+    def _collect(self, worker: ModuleWorker, done: Outcome, publish: bool) -> None:
+        """One outcome of the module: account for it, and publish it if it is current."""
+        result = done.result
+        self._proc_ms.append(done.seconds * 1000)
+        self.proc_hist.observe(done.seconds)
+        if done.seconds < SLOW_AFTER_S:
+            self._set_slow(None, worker.processor.name)
+        else:
+            self._set_slow(done.seconds, worker.processor.name)
+        if result.error:
+            now = time.time()
+            self._error_at = now
+            if self._error_since is None:
+                self._error_since = now
         if result.frame is None:
             self.module_dropped += 1
             return
+        if not publish:  # too old to show: viewers saw newer unedited frames already
+            if result.detections and self._on_frame is not None:
+                self._on_frame(result.detections, done.ts, None, *done.size)
+            return
         out = result.frame
-        if out.ndim == 2:
-            out = cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
+        t1 = time.perf_counter()
         self._times.append(time.time())
         if self.stamp_frames:
-            stamp(out, processor.name, ts, self._fps(), result.error or self._module_error)
-        jpeg = self._publish(out, ts, processor.name, wire.KIND_LIVE)
+            stamp(out, worker.processor.name, done.ts, self._fps(),
+                  result.error or self._module_error)
+        jpeg = self._publish(out, done.ts, worker.processor.name, wire.KIND_LIVE)
         t2 = time.perf_counter()
         self._encode_ms.append((t2 - t1) * 1000)
         self.encode_hist.observe(t2 - t1)
         if jpeg is not None and self._on_frame is not None:
-            self._on_frame(result.detections, ts, jpeg, out.shape[1], out.shape[0])
+            self._on_frame(result.detections, done.ts, jpeg, *done.size)
+
+    def _publish_unedited(self, worker: ModuleWorker, image: np.ndarray, ts: float) -> None:
+        """The camera's frame as it is, stamped "module slow", while the module works."""
+        self._times.append(time.time())
+        if self.stamp_frames:
+            slow = self.module_slow() or SLOW_AFTER_S
+            stamp(image, worker.processor.name, ts, self._fps(), self._module_error,
+                  note=f"module slow ({slow:.1f} s/frame): unedited")
+        self._publish(image, ts, worker.processor.name, wire.KIND_LIVE)
+
+    def _set_slow(self, seconds: float | None, name: str = "") -> None:
+        """Enter, update or leave the slow state (pipeline thread); logged on changes."""
+        if seconds is None:
+            if self._slow_since is not None:
+                log.info("module %s keeps up again (%.2f s per frame)", name, self._slow_s)
+                self._slow_since = None
+                self._on_change()
+            return
+        self._slow_s = seconds
+        if self._slow_since is None:
+            self._slow_since = time.time()
+            log.warning("module %s is slow (over %.1f s per frame): streaming unedited "
+                        "frames stamped 'module slow' while it works on the newest frame",
+                        name, seconds)
+            self._on_change()
 
     def _fps(self) -> float:
         # No copy (this runs per frame): the deque only grows to maxlen and never empties,

@@ -1,7 +1,8 @@
 """The stamp drawn on every frame after processing, and the placeholder frames.
 
 Called by the pipeline thread only. Like the seed: module name top-left, date and time
-bottom-left, plus fps bottom-right; a module error is written in red under the name.
+bottom-left, plus fps bottom-right; a module error is written in red under the name,
+and a note (a slow module) in orange under that.
 """
 
 from __future__ import annotations
@@ -14,17 +15,20 @@ from processors.common import draw_text
 
 RED = (0, 0, 255)
 WHITE = (255, 255, 255)
+ORANGE = (0, 165, 255)
 
 
 def stamp(frame: np.ndarray, module: str, ts: float, fps: float,
-          error: str | None = None) -> None:
+          error: str | None = None, note: str | None = None) -> None:
     """Draw module name, local date/time of capture and fps onto `frame` in place."""
     h, w = frame.shape[:2]
     margin = max(4, h // 60)
     box = draw_text(frame, module, (margin, margin), scale=0.8)
     if error:
-        draw_text(frame, f"error: {error}"[:80], (margin, box[3] + margin), scale=0.6,
-                  colour=RED)
+        box = draw_text(frame, f"error: {error}"[:80], (margin, box[3] + margin), scale=0.6,
+                        colour=RED)
+    if note:
+        draw_text(frame, note[:80], (margin, box[3] + margin), scale=0.6, colour=ORANGE)
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
     draw_text(frame, when, (margin, h - margin), scale=0.7, anchor="bottom-left")
     draw_text(frame, f"{fps:4.1f} fps", (w - margin, h - margin), scale=0.7,

@@ -80,6 +80,20 @@ class Topics:
     def count(self, roi: str) -> str:
         return self._t(f"roi/{roi}/count")
 
+    def roi_label_occupancy(self, roi: str, label: str) -> str:
+        """`ON`/`OFF` while an object of `label` is in `roi` (retained)."""
+        return self._t(f"roi/{roi}/{label}/occupancy")
+
+    def roi_label_count(self, roi: str, label: str) -> str:
+        """How many objects of `label` are in `roi` now (retained)."""
+        return self._t(f"roi/{roi}/{label}/count")
+
+    @property
+    def snapshot_image(self) -> str:
+        """The snapshot again, never retained: Home Assistant's `image` entity reads it, so
+        a reconnect (which re-delivers retained messages) never looks like a new picture."""
+        return self._t("snapshot/image")
+
     @property
     def discovery(self) -> str:
         return f"{self.discovery_prefix}/device/camnode_{self.node_id}/config"

@@ -4,6 +4,10 @@ A module's `process_image` (pipeline thread) calls `submit(frame)` on every fram
 draws/returns `latest()`; the detector thread takes the newest submitted frame whenever
 it is free. A detector slower than the camera therefore runs on fewer frames, and the
 stream rate does not fall. Used by the `faces` and `people` modules; yours may use it.
+
+The detector thread runs under the node's supervisor (part `detector`): an exception
+escaping its loop is logged, counted and the loop restarted; a detection running longer
+than `STALL_AFTER_S` shows as a stalled detector in the node's health.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ from typing import Callable
 
 import numpy as np
 
+from node import supervisor
 from processors.common import draw_detections
 
 log = logging.getLogger(__name__)
+
+STALL_AFTER_S = 30.0
 
 
 class BackgroundDetector:
@@ -32,7 +39,8 @@ class BackgroundDetector:
         self._result: list = []
         self._result_at = 0.0
         self._stop = False
-        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()  # for the supervisor: set by close()
+        self._part: supervisor.Part | None = None
         self._ms: collections.deque = collections.deque(maxlen=100)
         self.runs = 0
         self.submitted = 0
@@ -46,9 +54,10 @@ class BackgroundDetector:
             if self._frame is not None:
                 return  # still busy with an earlier frame: skip this one
             self._frame = frame.copy()
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
+            if self._part is None:
+                self._part = supervisor.current().spawn(
+                    "detector", self._run, self._stopping, name=self.name,
+                    stall_after=STALL_AFTER_S)
             self._cond.notify()
 
     def latest(self, max_age: float = 2.0) -> list:
@@ -77,18 +86,27 @@ class BackgroundDetector:
     def close(self) -> None:
         with self._cond:
             self._stop = True
+            self._stopping.set()
             self._cond.notify()
-        if self._thread:
-            self._thread.join(5)
-            self._thread = None
+        if self._part is not None:
+            self._part.join(5)
+            self._part = None
+
+    def _take(self) -> np.ndarray | None:
+        """Wait for a frame to work on; None when closed."""
+        supervisor.idle()  # no frame, no work: waiting is not a stall
+        with self._cond:
+            self._cond.wait_for(lambda: self._frame is not None or self._stop)
+            if self._stop:
+                return None
+            supervisor.beat()
+            return self._frame
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._frame is not None or self._stop)
-                if self._stop:
-                    return
-                frame = self._frame
+            frame = self._take()
+            if frame is None:
+                return
             t0 = time.perf_counter()
             try:
                 result = list(self._detect(frame))
@@ -99,6 +117,9 @@ class BackgroundDetector:
                     log.error("%s failed (%d errors): %s", self.name, self.errors, exc)
                 result = []
             self._ms.append((time.perf_counter() - t0) * 1000)
+            for det in result:  # node/events.py counts an object's runs, not repeats
+                if isinstance(det, dict):
+                    det.setdefault("run", self.runs + 1)
             with self._cond:
                 self._result, self._result_at = result, time.monotonic()
                 self._frame = None

@@ -70,7 +70,7 @@ def process_image(src: np.ndarray):
 
 
 def status() -> dict:
-    return _worker.stats() if _worker else {}
+    return {**(_worker.stats() if _worker else {}), "labels": ["face"]}
 
 
 def close() -> None:

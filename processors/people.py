@@ -65,7 +65,7 @@ def process_image(src: np.ndarray):
 
 
 def status() -> dict:
-    return _worker.stats() if _worker else {}
+    return {**(_worker.stats() if _worker else {}), "labels": ["person"]}
 
 
 def close() -> None:

@@ -8,18 +8,17 @@ only by POST.
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import logging
 import os
+import re
 import time
 
 from tornado import web
 
 from web import metrics
 from node.wire import reply_error
-from web.auth import SESSION_COOKIE, SESSION_DAYS, session_user
-from web.base import BaseHandler, WebContext
+from web.auth import SESSION_COOKIE, SESSION_DAYS, session_id, session_user
+from web.base import BaseHandler, WebContext, host_refusal
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +78,21 @@ def worker_state(ctx: WebContext, user: str | None = None) -> dict:
 
 
 class HealthHandler(BaseHandler):
-    """GET /healthz: 200 while the worker gets state from the node, else 503."""
+    """GET /healthz: 503 when the node is unreachable or one of its parts is dead or
+    stalled (named in `failing`); else 200. Degraded conditions (source lost, module
+    failing or slow) leave it at 200 and are listed in `problems` (README, "/healthz")."""
 
     public = True
 
     def get(self) -> None:
-        ok = self.link.node_reachable
-        self.write_json({"web": "ok", "node": "ok" if ok else "unreachable"},
-                        200 if ok else 503)
+        if not self.link.node_reachable:
+            self.write_json({"web": "ok", "node": "unreachable", "failing": ["node"],
+                             "problems": []}, 503)
+            return
+        health = self.link.state.get("health") or {}
+        bad = health.get("failing") or []
+        self.write_json({"web": "ok", "node": "failing" if bad else "ok", "failing": bad,
+                         "problems": health.get("problems") or []}, 503 if bad else 200)
 
 
 class CommandHandler(BaseHandler):
@@ -138,6 +144,7 @@ class EventSnapshotHandler(BaseHandler):
     """GET /api/events/<n>.jpg: the snapshot taken when an event started."""
 
     def get(self, key: str) -> None:
+        # The route takes at most 18 digits, so int() never meets Python's 4,300-digit cap.
         jpeg = self.ctx.events.snapshots.get(int(key))
         if jpeg is None:
             raise web.HTTPError(404)
@@ -155,11 +162,22 @@ class IndexHandler(BaseHandler):
         self.render("index.html")
 
 
+# Where /login may send the browser afterwards: a path on this site, in plain printable
+# ASCII. Not `//host` or `/\\host` (browsers read both as another host), no control
+# characters or spaces (browsers drop tabs and newlines, so `/\t/host` is `//host`).
+SAFE_NEXT = re.compile(r"/(?![/\\])[!#-\[\]-~]*")
+
+
+def safe_next(url: str) -> str:
+    """`url` when it is a same-origin path, else "/" (the open-redirect guard)."""
+    return url if SAFE_NEXT.fullmatch(url) else "/"
+
+
 class LoginHandler(BaseHandler):
-    """GET/POST /login. Failed attempts from one address are slowed down."""
+    """GET/POST /login. Checks share the worker's per-address throttle with HTTP Basic
+    and API tokens; a success creates a server-side session (web/sessions.py)."""
 
     public = True
-    _failures: collections.Counter = collections.Counter()
 
     def get(self) -> None:
         if not self.auth.enabled:
@@ -174,31 +192,44 @@ class LoginHandler(BaseHandler):
         self.render("login.html", error=error, next_url=self._next())
 
     def _next(self) -> str:
-        nxt = self.get_argument("next", "/")
-        return nxt if nxt.startswith("/") and not nxt.startswith("//") else "/"
+        return safe_next(self.get_argument("next", "/"))
+
+    def check_host(self) -> None:
+        """The Host refusal (web/hosts.py) as the login page shows errors, for a person."""
+        reason = host_refusal(self.request, self.ctx)
+        if reason is not None:
+            self._page(reason, 403)
+            raise web.Finish()
 
     async def post(self) -> None:
         ip = self.request.remote_ip or "?"
-        if self._failures[ip]:
-            await asyncio.sleep(min(5.0, 0.5 * self._failures[ip]))
+        if not await self.ctx.throttle.wait(ip):
+            self._page("Too many failed attempts from your address; wait a few seconds.", 429)
+            return
         user = self.get_body_argument("username", "")
         password = self.get_body_argument("password", "")
         if not self.auth.check_password(user, password):
-            self._failures[ip] += 1
-            log.warning("failed login for %r from %s", user, ip)
+            self.ctx.throttle.failure(ip, f"login for {user!r}")
             self._page("Wrong user name or password.", 401)
             return
-        self._failures.pop(ip, None)
-        self.set_signed_cookie(SESSION_COOKIE, user, expires_days=SESSION_DAYS,
+        self.ctx.throttle.success(ip)
+        sid = self.ctx.sessions.create(user)
+        self.set_signed_cookie(SESSION_COOKIE, sid, expires_days=SESSION_DAYS,
                                httponly=True, samesite="Strict")
         log.info("%s logged in from %s", user, ip)
         self.redirect(self._next())
 
 
 class LogoutHandler(BaseHandler):
+    """POST /logout: ends the session on the server too, so a copy of the cookie is
+    worthless afterwards."""
+
     public = True
 
     def post(self) -> None:
+        sid = session_id(self)
+        if sid and self.ctx.sessions.revoke(sid):
+            log.info("session ended by logout from %s", self.request.remote_ip)
         self.clear_cookie(SESSION_COOKIE)
         if self.request.headers.get("Content-Type", "").startswith("application/json"):
             self.write_json({"status": "ok"})
@@ -214,11 +245,17 @@ class AuthStaticHandler(web.StaticFileHandler):
         self.ctx = ctx
 
     def get_current_user(self) -> str | None:
-        return session_user(self, self.ctx.auth)
+        return session_user(self, self.ctx.auth, self.ctx.sessions)
 
     def prepare(self) -> None:
         if not self.current_user:
             raise web.HTTPError(401)
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        # A NUL (`/static/app.js%00.png`) makes the os.path calls raise: no such file.
+        if "\x00" in absolute_path:
+            raise web.HTTPError(404)
+        return super().validate_absolute_path(root, absolute_path)
 
     def set_extra_headers(self, path: str) -> None:
         # Modules imported by app.js carry no ?v= hash: make browsers revalidate them, so

@@ -21,6 +21,8 @@ from typing import Any, Callable
 import zmq
 
 from node import wire
+from node.curve import ClientKeys
+from web.watchdog import CallbackGuard
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,11 @@ def build_part(header: wire.FrameHeader, jpeg: bytes) -> bytes:
 class NodeLink:
     """Subscribes to a node and sends it commands. start()/stop() on the loop thread."""
 
-    def __init__(self, publish: str, command: str, context: zmq.Context | None = None):
+    def __init__(self, publish: str, command: str, context: zmq.Context | None = None,
+                 curve: ClientKeys | None = None):
         self.publish_endpoint = publish
         self.command_endpoint = command
+        self.curve = curve  # the key pair the node's command socket asks for
         self._ctx = context or zmq.Context.instance()
         self._sub: zmq.Socket | None = None
         self._dealer: zmq.Socket | None = None
@@ -76,11 +80,16 @@ class NodeLink:
         dealer = self._ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.IMMEDIATE, 1)  # never queue a command for a node that is down
+        if self.curve is not None:
+            self.curve.apply(dealer)
         dealer.connect(self.command_endpoint)
         self._sub, self._dealer = sub, dealer
-        self._loop.add_reader(sub.getsockopt(zmq.FD), self._on_sub)
-        self._loop.add_reader(dealer.getsockopt(zmq.FD), self._on_dealer)
-        self._loop.call_soon(self._on_sub)
+        # Guarded: a reader that raised would never be called again (edge-triggered FD).
+        on_sub = CallbackGuard(self._on_sub, "frame/state reader")
+        self._loop.add_reader(sub.getsockopt(zmq.FD), on_sub)
+        self._loop.add_reader(dealer.getsockopt(zmq.FD),
+                              CallbackGuard(self._on_dealer, "command reply reader"))
+        self._loop.call_soon(on_sub)
         log.info("worker %d subscribed to %s, commands to %s", os.getpid(),
                  self.publish_endpoint, self.command_endpoint)
 
@@ -158,7 +167,8 @@ class NodeLink:
             self._loop.call_soon(self._on_dealer)
             return await asyncio.wait_for(fut, timeout)
         except zmq.Again:
-            return _unavailable(request_id, command, "node not reachable")
+            return _unavailable(request_id, command, "node not reachable" + (
+                "" if self.curve else " (or it wants a command key: camnode web --keys DIR)"))
         except asyncio.TimeoutError:
             return _unavailable(request_id, command, f"node did not answer in {timeout:g} s")
         finally:

@@ -16,7 +16,8 @@ from typing import Callable
 
 from tornado import websocket
 
-from web.auth import session_user
+from web.auth import session_id, session_user
+from web.base import host_refusal
 
 log = logging.getLogger(__name__)
 
@@ -129,16 +130,23 @@ class LiveHub:
 
 
 class LiveSocket(websocket.WebSocketHandler):
-    """GET /ws. Same origin only (Tornado's default check), and logged in when auth is on."""
+    """GET /ws. Same origin only (Tornado's default check), Host naming this node
+    (web/hosts.py), and logged in when auth is on."""
 
     def initialize(self, ctx) -> None:
         self.ctx = ctx
         self.pending = 0
+        self.session: str | None = None  # the login session it was opened with, if any
 
     def get_current_user(self) -> str | None:
-        return session_user(self, self.ctx.auth)
+        return session_user(self, self.ctx.auth, self.ctx.sessions)
 
     def get(self, *args, **kwargs):
+        reason = host_refusal(self.request, self.ctx)  # the upgrade opens a live channel
+        if reason is not None:
+            self.set_status(403)
+            self.finish(reason + "\n")
+            return None
         if not self.current_user:
             self.set_status(401)
             self.finish("log in first\n")
@@ -149,6 +157,8 @@ class LiveSocket(websocket.WebSocketHandler):
         from web.handlers import worker_state
 
         self.ctx.live.sockets.add(self)
+        if self.ctx.auth.enabled:
+            self.session = session_id(self)
         state = worker_state(self.ctx, self.current_user)
         self.send(json.dumps({"type": "state", "data": state}), False)
 

@@ -19,6 +19,7 @@ import logging
 import socket
 import time
 
+from web.auth import session_id
 from web.base import BaseHandler
 from web.hub import BOUNDARY, Frame, NodeLink
 
@@ -42,7 +43,7 @@ class StreamClient:
     """One viewer's socket. Owned by `Fanout`; every method runs on the loop thread."""
 
     __slots__ = ("id", "sock", "fd", "peer", "fanout", "loop", "pending", "sent_seq",
-                 "armed", "closed", "frames", "bytes", "connected", "_fps_window")
+                 "armed", "closed", "frames", "bytes", "connected", "_fps_window", "session")
 
     def __init__(self, fanout: "Fanout", sock: socket.socket, peer: str):
         self.id = next(_ids)
@@ -54,6 +55,7 @@ class StreamClient:
         self.frames = self.bytes = 0
         self.connected = time.time()
         self._fps_window: collections.deque = collections.deque(maxlen=8)
+        self.session: str | None = None  # the login session it was opened with, if any
 
     def start(self) -> None:
         self.loop.add_reader(self.fd, self._on_readable)
@@ -229,4 +231,6 @@ class StreamHandler(BaseHandler):
         # copy: the connection stays open, and only our code watches it from now on.
         sock = stream.socket.dup()
         stream.close()
-        self.fanout.add(sock, self.request.remote_ip or "?")
+        client = self.fanout.add(sock, self.request.remote_ip or "?")
+        if self.auth.enabled:
+            client.session = session_id(self)  # closed when that session ends

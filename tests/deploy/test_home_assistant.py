@@ -1,43 +1,69 @@
-"""The Home Assistant examples refer to entities and topics a node really creates."""
+"""The Home Assistant examples refer to entities and topics a node really creates, with
+the ids every supported Home Assistant generation gives them (tests/ha_mqtt_discovery.py)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from node.discovery import discovery_payload
 from node.topics import Topics
+from tests import ha_mqtt_discovery as ha
 
 HA = Path(__file__).resolve().parents[2] / "deploy" / "home-assistant"
+README = Path(__file__).resolve().parents[2] / "README.md"
+DOMAINS = r"(?:binary_sensor|sensor|select|switch|image|camera|button)"
 
 
-def _discovered_ids() -> set[str]:
+def _payload() -> dict:
+    """The node the examples describe: `porch`, ROI `door`, the detector tracking person."""
     topics = Topics.for_node("camnode", "porch")
-    doc = discovery_payload(topics, "porch", "Porch", ["motion", "passthrough"], ["door"])
-    return {c["default_entity_id"] for c in doc["components"].values()
-            if "default_entity_id" in c}
+    return discovery_payload(topics, "porch", "camnode", ["motion", "passthrough"], ["door"],
+                             ["person"])
+
+
+def _used(text: str) -> set[str]:
+    return set(re.findall(rf"\b{DOMAINS}\.camnode_porch_\w+", text))
 
 
 def test_examples_are_valid_yaml():
-    class Loader(yaml.SafeLoader):
-        pass
-    Loader.add_constructor("!secret", lambda loader, node: "secret")
-    for name in ("camera.yaml", "automations.yaml"):
-        assert yaml.load((HA / name).read_text(), Loader=Loader)
+    assert yaml.safe_load((HA / "automations.yaml").read_text())
 
 
-def test_examples_and_entity_list_name_only_discovered_entities():
-    ids = _discovered_ids()
+@pytest.mark.parametrize("gen", ha.GENERATIONS, ids=lambda g: g.name)
+def test_examples_and_entity_list_name_the_ids_each_home_assistant_generation_makes(gen):
+    doc = _payload()
+    assert ha.problems(doc, gen) == []
+    ids = set(ha.entity_ids(doc, gen).values())
     for name in ("automations.yaml", "ENTITIES.md"):
-        text = (HA / name).read_text()
-        used = set(re.findall(r"\b(?:binary_sensor|sensor|select|switch|image|camera|button)"
-                              r"\.camnode_porch_\w+", text))
+        used = _used((HA / name).read_text())
         assert used and used <= ids, (name, used - ids)
-    listed = set(re.findall(r"`((?:binary_sensor|sensor|select|switch|image|camera|button)"
-                            r"\.camnode_porch_\w+)`", (HA / "ENTITIES.md").read_text()))
+    listed = set(re.findall(rf"`({DOMAINS}\.camnode_porch_\w+)`",
+                            (HA / "ENTITIES.md").read_text()))
     assert listed == ids  # every discovered entity is described
+
+
+def test_readme_names_only_ids_a_node_makes():
+    garden = discovery_payload(Topics.for_node("camnode", "garden"), "garden", None, ["m"],
+                               ["AccessPoint_1", "Driveway"], ["person"])
+    ids = set()
+    for gen in ha.GENERATIONS:
+        ids |= set(ha.entity_ids(_payload(), gen).values())
+        ids |= set(ha.entity_ids(garden, gen).values())
+    used = set(re.findall(rf"\b{DOMAINS}\.camnode_\w+", README.read_text()))
+    assert used and used <= ids, used - ids
+
+
+def test_automations_use_the_syntax_of_the_supported_releases():
+    # triggers:/trigger: (2024.10) and actions:/action: (2024.8) exist on every release
+    # camnode supports (2024.11 on); the old platform:/service: spelling is not used.
+    for auto in yaml.safe_load((HA / "automations.yaml").read_text()):
+        assert "triggers" in auto and "actions" in auto, auto["alias"]
+        assert all("trigger" in t for t in auto["triggers"]), auto["alias"]
+    assert "service:" not in (HA / "automations.yaml").read_text()
 
 
 def test_automation_topics_are_node_topics():

@@ -76,3 +76,15 @@ def test_logout_button_hidden_without_auth(run_node, page):
     # /login has nothing to do when auth is off: it goes to the page.
     page.goto(node.url + "/login")
     expect(page).to_have_url(node.url + "/")
+
+
+def test_after_login_the_browser_stays_on_this_site(run_node, page):
+    """`next` pointing elsewhere (Chromium reads `/\\host` and `/<tab>/host` as another
+    host) lands on the page instead."""
+    node = run_node(env=ENV)
+    for nxt in ("/%5Cevil.example/phish", "/%09/evil.example", "//evil.example"):
+        page.goto(f"{node.url}/login?next={nxt}")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(node.url + "/")

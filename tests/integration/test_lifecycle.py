@@ -111,10 +111,11 @@ def test_flags_override_the_file_without_changing_it(camnode, write_config):
     assert cfg.read_bytes() != before
 
 
-def test_node_and_web_run_apart(camnode, write_config):
+def test_node_and_web_run_apart(camnode, write_config, tmp_path):
     node = camnode("node", "--config", str(write_config()))
     m = node.wait_line(r"frames on (tcp://\S+), commands on (tcp://\S+)")
     web = camnode("web", "--connect", m.group(1), "--command", m.group(2),
+                  "--keys", str(tmp_path / ".camnode-curve"),  # the node's command key
                   "--host", "127.0.0.1", "--port", "0")
     url = web.wait_line(r"listening on (http://127\.0\.0\.1:\d+)/").group(1)
     wait_for(lambda: get_json(url + "/api/state").get("pipeline") == "running",

@@ -22,14 +22,16 @@ def _node_cpu_share(pid: int, seconds: float = 3.0) -> float:
     return (_cpu(pid) - before) / (time.monotonic() - t0)
 
 
-def test_two_relays_serve_viewers_from_one_node(camnode, write_config):
+def test_two_relays_serve_viewers_from_one_node(camnode, write_config, tmp_path):
     node = camnode("node", "--config", str(write_config({
         "camera": {"fps": 15},
         "zmq": {"publish": "tcp://127.0.0.1:*", "command": "tcp://127.0.0.1:*"}})))
     m = node.wait_line(r"frames on (tcp://\S+), commands on (tcp://\S+)")
     relays = []
     for _ in range(2):
+        # The relay holds the node's command key (here the node's own key folder).
         web = camnode("web", "--connect", m.group(1), "--command", m.group(2),
+                      "--keys", str(tmp_path / ".camnode-curve"),
                       "--host", "127.0.0.1", "--port", "0")
         url = web.wait_line(r"listening on (http://127\.0\.0\.1:\d+)/").group(1)
         wait_for(lambda: get_json(url + "/api/state").get("pipeline") == "running",

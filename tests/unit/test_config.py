@@ -162,6 +162,15 @@ def test_minimal_config_gets_every_default(tmp_path):
     assert cfg.raw == {"node_id": "n1", "camera": {"source": "synthetic"}}
 
 
+def test_examples_are_hidden_unless_the_config_lists_them():
+    base = {"node_id": "n1", "camera": {"source": "synthetic"}}
+    assert parse_config(base).pipeline.examples is False
+    assert parse_config({**base, "pipeline": {"examples": True}}).pipeline.examples is True
+    with pytest.raises(ConfigError) as exc:
+        parse_config({**base, "pipeline": {"examples": "yes"}})
+    assert "$.pipeline.examples" in str(exc.value)
+
+
 def test_partial_section_keeps_defaults_for_missing_keys():
     cfg = parse_config({"node_id": "n1", "camera": {"source": 0, "fps": 5}})
     assert cfg.camera.source == 0 and cfg.camera.fps == 5.0 and cfg.camera.width == 640

@@ -22,8 +22,11 @@ YARD = {"left": 50, "top": 0, "right": 100, "bottom": 100}  # right half
 
 
 def cfg(**overrides) -> EventsConfig:
+    # confirm_frames=1: these tests are about tracking, occupancy and sinks, so a track
+    # is reported on its first frame; tests/unit/test_events_confirm.py covers confirmation.
     base = dict(update_interval_s=1.0, end_after_s=1.5, occupancy_off_delay_s=3.0,
-                min_score=0.0, snapshot_height=120, snapshot_max_bytes=60_000)
+                min_score=0.0, snapshot_height=120, snapshot_max_bytes=60_000,
+                confirm_frames=1)
     return EventsConfig(**{**base, **overrides})
 
 
@@ -318,7 +321,7 @@ def test_track_not_seen_for_end_after_s_ends_with_start_end_and_entered_rois():
     assert len(evs) == 1
     assert evs[0] == {"type": "end", "id": 1, "node_id": "porch", "label": "person",
                       "score": 0.9, "box": {"left": 60, "top": 10, "right": 80, "bottom": 50},
-                      "rois": ["yard"], "entered_rois": ["door", "yard"],
+                      "rois": ["yard"], "entered_rois": ["door", "yard"], "stationary": False,
                       "start": T0, "end": last_seen}
     assert tr.tracks == {}
 

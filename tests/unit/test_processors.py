@@ -229,10 +229,25 @@ def test_sdk_examples_run_on_a_frame(name):
         assert any(d["label"] == "red_object" for d in result.detections)
 
 
-def test_built_in_modules_are_listed():
-    assert {"motion", "faces", "people", "roi_occupancy", "passthrough", "service",
-            "example_minimal", "example_detections", "example_params"} <= set(Registry().available())
+EXAMPLES = {"example_minimal", "example_detections", "example_params"}
+
+
+def test_built_in_modules_are_listed_and_the_examples_only_when_asked_for():
+    listed = set(Registry().available())
+    assert {"motion", "faces", "people", "roi_occupancy", "passthrough", "service"} <= listed
+    assert not listed & EXAMPLES  # the Home Assistant select and the page offer real modules
+    assert EXAMPLES <= set(Registry(examples=True).available())
     assert "background" not in Registry().available()
+
+
+def test_hidden_examples_still_load_by_name(tmp_path):
+    proc = Registry().load("example_minimal")
+    assert proc.name == "example_minimal"
+
+
+def test_examples_setting_hides_only_the_built_in_examples(tmp_path):
+    (tmp_path / "example_mine.py").write_text("def process_image(src):\n    return True\n")
+    assert "example_mine" in Registry([tmp_path]).available()
 
 
 def test_roi_occupancy_status_can_be_read_while_frames_are_processed():

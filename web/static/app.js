@@ -58,7 +58,32 @@ function showState(s) {
   if (s.rois) roiEditor.setServer(s.rois_version, s.rois);
   const occ = s.detections && s.detections.occupancy;
   if (occ) for (const [name, o] of Object.entries(occ)) roiEditor.setOccupancy(name, o.occupied);
+  showHealth(s.health);
   showHeaderPill();
+}
+
+// The node's problems over the picture: dead or stalled parts (red: /healthz is 503),
+// degraded conditions (amber: source lost, module failing or slow).
+const DEGRADED = new Set(["source", "module"]);
+function showHealth(health) {
+  const problems = (health && Array.isArray(health.problems)) ? health.problems : [];
+  const banner = $("health");
+  banner.hidden = problems.length === 0;
+  if (!problems.length) return;
+  const failing = Array.isArray(health.failing) ? health.failing
+    : [...new Set(problems.filter((p) => !DEGRADED.has(p.part)).map((p) => p.part))];
+  banner.classList.toggle("failing", failing.length > 0);
+  banner.dataset.parts = problems.map((p) => p.part).join(" ");
+  $("health-title").textContent = failing.length
+    ? `Node unhealthy: ${failing.join(", ")} not working`
+    : "Working with problems";
+  const list = $("health-list");
+  list.replaceChildren(...problems.map((p) => {
+    const li = document.createElement("li");
+    const since = typeof p.since === "number" ? ` (since ${new Date(p.since * 1000).toLocaleTimeString()})` : "";
+    li.textContent = `${p.part}: ${p.reason}${since}`;
+    return li;
+  }));
 }
 
 function showMotion(on) {

@@ -101,6 +101,19 @@ export class ModuleForm {
         el("label", { for: id }, input, " ", label),
         prop.description ? el("small", {}, prop.description) : null,
         el("span", { class: "field-error", id: `${id}-error` }));
+    } else if (type === "array" && prop.items && Array.isArray(prop.items.enum)) {
+      // A list of choices (e.g. the labels a detector tracks): a multiple select.
+      const chosen = Array.isArray(initial) ? initial : [];
+      input = el("select", { id, multiple: true, size: String(Math.min(8, prop.items.enum.length)) },
+        prop.items.enum.map((v) => new Option(String(v), JSON.stringify(v), false,
+          chosen.includes(v))));
+    } else if (type === "array" || type === "object") {
+      // Anything else structured (e.g. {"Driveway": ["car"]}): JSON, checked by the server.
+      input = el("input", {
+        type: "text", id, spellcheck: "false", class: "json",
+        placeholder: prop.default !== undefined ? JSON.stringify(prop.default) : "",
+        value: initial !== undefined ? JSON.stringify(initial) : "",
+      });
     } else if (Array.isArray(prop.enum)) {
       input = el("select", { id, required },
         prop.enum.map((v) => new Option(String(v), JSON.stringify(v))));
@@ -133,7 +146,10 @@ export class ModuleForm {
     }
     const range = typeof prop.minimum === "number" || typeof prop.maximum === "number"
       ? ` (${prop.minimum ?? "…"}–${prop.maximum ?? "…"})` : "";
-    return el("div", { class: "param", dataset: { key, type: Array.isArray(prop.enum) ? "enum" : type } },
+    const kind = Array.isArray(prop.enum) ? "enum"
+      : type === "array" && prop.items && Array.isArray(prop.items.enum) ? "multi"
+        : type === "array" || type === "object" ? "json" : type;
+    return el("div", { class: "param", dataset: { key, type: kind } },
       el("label", { for: id }, label, el("span", { class: "muted" }, range)),
       el("div", { class: "param-input" }, input, extra),
       prop.description ? el("small", {}, prop.description) : null,
@@ -149,6 +165,11 @@ export class ModuleForm {
       const input = row.querySelector("input:not([type=range]), select");
       if (type === "boolean") params[key] = input.checked;
       else if (type === "enum") params[key] = JSON.parse(input.value);
+      else if (type === "multi") params[key] = [...input.selectedOptions].map((o) => JSON.parse(o.value));
+      else if (type === "json") {
+        if (input.value.trim() === "") continue;
+        try { params[key] = JSON.parse(input.value); } catch { params[key] = input.value; }  // the server says what is wrong
+      }
       else if (input.value === "") continue;
       else if (type === "number" || type === "integer") params[key] = Number(input.value);
       else params[key] = input.value;
