@@ -36,6 +36,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(PY) -m bench.run $(ARGS)
 	$(PY) -m bench.processors
+	$(PY) -m bench.budget $(BUDGET_ARGS)
 	$(PY) -m bench.detect_eval $(DETECT_ARGS)
 	$(PY) -m bench.detect_node
 	$(PY) -m bench.mqtt_rtt

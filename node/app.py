@@ -70,7 +70,8 @@ class Node:
                                   supervisor=self.supervisor)
         self.pipeline = Pipeline(cfg.camera, self.publisher, cfg.pipeline.stamp,
                                  on_change=self.notify, on_frame=self.events.submit,
-                                 supervisor=self.supervisor)
+                                 supervisor=self.supervisor, encode=cfg.pipeline.encode,
+                                 max_variants=cfg.pipeline.max_variants)
         self.dispatcher = Dispatcher(self)
         self.commands = CommandServer(cfg.zmq.command, self.dispatcher,
                                       supervisor=self.supervisor)
@@ -155,7 +156,7 @@ class Node:
 
     def snapshot(self) -> dict | None:
         """Publish the newest frame on the MQTT `snapshot` topic; None before any frame."""
-        last = self.pipeline.last_jpeg
+        last = self.pipeline.output.picture(timeout=2.0)  # this frame's, if none is fresh
         if last is None:
             return None
         jpeg, ts, kind = last
@@ -174,13 +175,25 @@ class Node:
         self._changed.set()
 
     def viewers_report(self, worker: str, viewers: int, fps: list[float],
-                       bytes_sent: int = 0) -> None:
-        """A web worker's viewers and their fps (dispatcher thread, every second)."""
+                       bytes_sent: int = 0, variants: dict | None = None) -> None:
+        """A web worker's viewers and their fps (dispatcher thread, every second, and at
+        once when a stream or variant gets its first viewer or loses its last)."""
         before = self._viewers.get(worker, (0, None))[1]
-        self._viewers[worker] = (time.monotonic(), viewers, fps)
+        self._viewers[worker] = (time.monotonic(), viewers, fps, dict(variants or {}))
         self._bytes_sent[worker] = bytes_sent  # kept after a worker goes: a counter
+        self._push_demand(self._viewers)
         if viewers != before:
             self.notify()
+
+    def _push_demand(self, reports: dict) -> None:
+        """Who watches what, over all workers, to the encoder (node/encoder.py)."""
+        variants: dict[str, int] = {}
+        total = 0
+        for v in list(reports.values()):
+            total += v[1]
+            for key, n in (v[3] if len(v) > 3 else {}).items():
+                variants[key] = variants.get(key, 0) + n
+        self.pipeline.output.set_demand(total - sum(variants.values()), variants)
 
     def worker_reported(self, pid: int) -> bool:
         """Whether the web worker process `pid` (on this host) reported in the last 5 s."""
@@ -190,6 +203,8 @@ class Node:
     def viewer_summary(self) -> dict:
         now = time.monotonic()
         fresh = {w: v for w, v in self._viewers.items() if now - v[0] < 5}
+        if len(fresh) != len(self._viewers):  # a worker went silent: its viewers too
+            self._push_demand(fresh)
         self._viewers = fresh
         fps = sorted(f for v in fresh.values() for f in v[2])
         return {"viewers": sum(v[1] for v in fresh.values()), "web_workers": len(fresh),
@@ -203,6 +218,9 @@ class Node:
                 "web_url": base + "/" if base else None,
                 "stream_url": base + "/stream.mjpg" if base else None,
                 "snapshot_url": base + "/snapshot.jpg" if base else None,
+                # For dashboards (Home Assistant thumbnails): small variants, node/variants.py
+                "thumbnail_url": base + "/snapshot.jpg?width=320" if base else None,
+                "dashboard_stream_url": base + "/stream.mjpg?width=640&fps=5" if base else None,
                 "commands": self.dispatcher.commands,
                 "started": round(self._started_at, 3)}
 

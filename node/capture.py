@@ -8,15 +8,16 @@ lost it is reopened with exponential back-off; waits are on an Event, never a sp
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import cv2
 import numpy as np
 
+from node.mjpeg import Jpeg
 from node.sources import Source, SourceError
 from node.supervisor import Supervisor, beat
 
@@ -34,11 +35,30 @@ _ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
               270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
-@dataclass(frozen=True)
 class CapturedFrame:
-    seq: int
-    ts: float  # capture time, Unix seconds
-    image: np.ndarray
+    """One captured frame. From a JPEG source (`jpeg` set) the pixels are decoded on the
+    first read of `image`, by the pipeline thread, only when something needs them."""
+
+    __slots__ = ("seq", "ts", "jpeg", "_image", "_conform")
+
+    def __init__(self, seq: int, ts: float, image: np.ndarray | None = None,
+                 jpeg: Jpeg | None = None,
+                 conform: Callable[[np.ndarray], np.ndarray] | None = None):
+        self.seq, self.ts, self.jpeg = seq, ts, jpeg  # ts: capture time, Unix seconds
+        self._image, self._conform = image, conform
+
+    @property
+    def decoded(self) -> bool:
+        return self._image is not None
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._image is None:
+            img = cv2.imdecode(np.frombuffer(self.jpeg.data, np.uint8), cv2.IMREAD_COLOR)
+            if img is None:  # a broken JPEG: show a black frame rather than stop
+                img = np.zeros((self.jpeg.height, self.jpeg.width, 3), np.uint8)
+            self._image = self._conform(img) if self._conform else img
+        return self._image
 
 
 class Capture:
@@ -70,6 +90,7 @@ class Capture:
         self.reconnects = 0
         self.frames = 0
         self.description = ""
+        self._stamps: collections.deque = collections.deque(maxlen=30)
 
     # -- control (any thread) ------------------------------------------------------
     def start(self) -> None:
@@ -125,6 +146,25 @@ class Capture:
         if frame.shape[1] != self.width or frame.shape[0] != self.height:
             frame = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_AREA)
         return frame
+
+    def _captured(self, seq: int, ts: float, frame: np.ndarray | Jpeg) -> CapturedFrame:
+        self._stamps.append(ts)
+        if isinstance(frame, Jpeg):  # decoded (and conformed) later, only if needed
+            return CapturedFrame(seq, ts, jpeg=frame, conform=self._conform)
+        return CapturedFrame(seq, ts, self._conform(frame))
+
+    def jpeg_fits(self, jpeg: Jpeg | None) -> bool:
+        """Whether the camera's JPEG can be published as it is (size and rotation match)."""
+        return jpeg is not None and not self.rotate and \
+            (jpeg.width, jpeg.height) == (self.width, self.height)
+
+    def source_info(self) -> dict:
+        """What the camera gives (format, size, its rate) and the rate measured here."""
+        src, stamps = self._source, list(self._stamps)
+        rate = (len(stamps) - 1) / (stamps[-1] - stamps[0]) \
+            if len(stamps) > 1 and stamps[-1] > stamps[0] else None
+        return {**(src.actual if src is not None else {}),
+                "measured_fps": round(rate, 2) if rate else None}
 
     def _run(self) -> None:
         """The capture thread's loop (run, and restarted after a crash, by the supervisor)."""
@@ -183,13 +223,12 @@ class Capture:
             except Exception as exc:
                 log.warning("reading %s failed: %s", self.description, exc)
                 return f"read failed: {exc}"
-            if frame is None or frame.size == 0:
+            if frame is None or (not isinstance(frame, Jpeg) and frame.size == 0):
                 return "no frames from source"
             ts = time.time()
-            frame = self._conform(frame)
             with self._cond:
                 self._seq += 1
-                self._latest = CapturedFrame(self._seq, ts, frame)
+                self._latest = self._captured(self._seq, ts, frame)
                 self._cond.notify_all()
             self.frames += 1
             good += 1

@@ -26,10 +26,10 @@ log = logging.getLogger(__name__)
 DEFAULTS: dict[str, Any] = {
     "name": "camnode",
     "camera": {"width": 640, "height": 480, "fps": 30, "jpeg_quality": 80, "rotate": 0,
-               "reconnect_max_s": 10},
+               "reconnect_max_s": 10, "mjpg": True},
     "pipeline": {"autostart": True, "module": "passthrough", "module_params": {},
                  "processor_dirs": [], "stamp": True,
-                 "examples": False},
+                 "encode": "demand", "max_variants": 4, "examples": False},
     "zmq": {"publish": "tcp://127.0.0.1:5555", "command": "tcp://127.0.0.1:5556"},
     "web": {"host": "0.0.0.0", "port": 8080, "workers": 1, "max_clients": 2000,
             "allowed_hosts": [], "header_timeout_s": 20, "body_timeout_s": 30},
@@ -68,6 +68,7 @@ class CameraConfig:
     jpeg_quality: int
     rotate: int
     reconnect_max_s: float
+    mjpg: bool = True  # ask V4L2 cameras for MJPG (HD rates over USB 2)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class PipelineConfig:
     module_params: dict
     processor_dirs: tuple[str, ...]
     stamp: bool
+    encode: str = "demand"  # "demand": JPEG only when someone needs a picture; "always"
+    max_variants: int = 4  # scaled/slowed streams encoded at once (?width=&fps=)
     examples: bool = False  # list the example_* modules (page, Home Assistant select)
 
 
@@ -212,10 +215,11 @@ def parse_config(doc: Any, source: str = "config", base_dir: Path = Path(".")) -
         node_id=m["node_id"],
         name=m["name"],
         camera=CameraConfig(cam["source"], cam["width"], cam["height"], float(cam["fps"]),
-                            cam["jpeg_quality"], cam["rotate"], float(cam["reconnect_max_s"])),
+                            cam["jpeg_quality"], cam["rotate"], float(cam["reconnect_max_s"]),
+                            cam["mjpg"]),
         pipeline=PipelineConfig(pipe["autostart"], pipe["module"], dict(pipe["module_params"]),
                                 tuple(pipe["processor_dirs"]), pipe["stamp"],
-                                pipe["examples"]),
+                                pipe["encode"], pipe["max_variants"], pipe["examples"]),
         zmq=ZmqConfig(m["zmq"]["publish"], m["zmq"]["command"]),
         web=WebConfig(m["web"]["host"], m["web"]["port"], m["web"]["workers"],
                       m["web"]["max_clients"], tuple(m["web"]["allowed_hosts"]),

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_PAYLOAD = 64 * 1024
 # Sent by web workers every second over ZeroMQ only: not logged, not counted.
-INTERNAL = frozenset({"viewers/report"})
+INTERNAL = frozenset({"viewers/report", "picture/request"})
 
 
 class CommandError(Exception):
@@ -64,6 +64,7 @@ class Dispatcher:
             "module/list": self._module_list,
             "state/get": self._state_get,
             "viewers/report": self._viewers_report,
+            "picture/request": self._picture_request,
             "roi/get": self._roi_get,
             "roi/add": self._roi_add,
             "roi/update": self._roi_update,
@@ -150,7 +151,12 @@ class Dispatcher:
 
     def _viewers_report(self, payload: dict) -> None:
         self.node.viewers_report(payload["worker"], payload["viewers"],
-                                 payload.get("fps", []), payload.get("bytes_sent", 0))
+                                 payload.get("fps", []), payload.get("bytes_sent", 0),
+                                 payload.get("variants", {}))
+
+    def _picture_request(self, payload: dict) -> None:
+        """A web worker's snapshot: encode the next frame (node/encoder.py)."""
+        self.node.pipeline.output.request(payload.get("width"))
 
     def _module_set(self, payload: dict) -> dict:
         name, params = payload["name"], payload.get("params", {})

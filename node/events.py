@@ -296,9 +296,10 @@ class EventEngine:
         seen = {label for (name, label) in list(self.label_occupied) if name == roi}
         return sorted(seen | set(self._labels))
 
-    def submit(self, detections: list, ts: float, jpeg: bytes | None, width: int,
+    def submit(self, detections: list, ts: float, jpeg: bytes | np.ndarray | None, width: int,
                height: int) -> None:
-        """Called by the pipeline thread for every processed frame; never blocks."""
+        """Called by the pipeline thread for every processed frame; never blocks. `jpeg`
+        is the frame's pixels when it was not encoded (make_snapshot takes either)."""
         try:
             self._queue.put_nowait((detections, ts, jpeg, width, height))
         except queue.Full:

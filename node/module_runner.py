@@ -160,7 +160,9 @@ class ModuleWorker:
         if result.frame is not None and result.frame is not image:
             size = (result.frame.shape[1], result.frame.shape[0]) \
                 if isinstance(result.frame, np.ndarray) and result.frame.ndim >= 2 else size
-            frame, note = conform(result.frame, self.width, self.height)
+            # The input's size: a camera JPEG may be decoded small for the module
+            # while nobody watches (node/encoder.py `pixels`).
+            frame, note = conform(result.frame, image.shape[1], image.shape[0])
             if frame is None:
                 result = Result(image, [], self._refused(note))
             else:

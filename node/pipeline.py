@@ -25,6 +25,7 @@ import numpy as np
 from node import wire
 from node.capture import STATUS_LOST, STATUS_OK, STATUS_STOPPED, Capture
 from node.config import CameraConfig
+from node.encoder import Encoder
 from node.loader import Processor
 from node.metrics import Histogram
 from node.module_runner import SLOW_AFTER_S, ModuleWorker, Outcome
@@ -47,9 +48,12 @@ class Pipeline:
     def __init__(self, camera: CameraConfig, publisher: Publisher, stamp_frames: bool = True,
                  on_change: Callable[[], None] | None = None,
                  on_frame: Callable[[list, float, bytes, int, int], None] | None = None,
-                 supervisor: Supervisor | None = None):
+                 supervisor: Supervisor | None = None,
+                 encode: str = "demand", max_variants: int = 4):
         self.camera = camera
         self.supervisor = supervisor or Supervisor()
+        # Who needs a picture of each frame; stamps are drawn only then (node/encoder.py).
+        self.output = Encoder(publisher, camera.jpeg_quality, encode, max_variants)
         self._on_frame = on_frame
         self.publisher = publisher
         self.stamp_frames = stamp_frames
@@ -67,9 +71,6 @@ class Pipeline:
         self._stop = threading.Event()
         self._part = None
         self.running = False
-        self.last_jpeg: tuple[bytes, float, str] | None = None
-        self.seq = 0
-        self.published = 0
         self.module_dropped = 0
         self.skipped = 0
         self._times = collections.deque(maxlen=60)
@@ -108,7 +109,7 @@ class Pipeline:
                 return False
             cam = self.camera
             self._capture = Capture(
-                lambda: make_source(cam.source, cam.width, cam.height, cam.fps),
+                lambda: make_source(cam.source, cam.width, cam.height, cam.fps, cam.mjpg),
                 cam.width, cam.height, cam.rotate, cam.reconnect_max_s,
                 on_status=lambda s, d: self._on_change(), supervisor=self.supervisor)
             self._capture.start()
@@ -147,6 +148,14 @@ class Pipeline:
             self._rois = (dict(rois), dict(colours))
 
     # -- what the state shows (any thread) --------------------------------------------------
+    @property
+    def last_jpeg(self) -> tuple[bytes, float, str] | None:
+        return self.output.last_jpeg
+
+    @property
+    def published(self) -> int:
+        return self.output.published
+
     @property
     def module(self) -> str:
         return self._processor.name
@@ -205,7 +214,9 @@ class Pipeline:
                 "status": cap.status if cap else STATUS_STOPPED,
                 "detail": cap.detail if cap else "",
                 "reconnects": self._reconnects_before + (cap.reconnects if cap else 0),
+                "actual": cap.source_info() if cap else {},
             },
+            "encoding": self.output.status(),
             "fps": round(fps, 2),
             "width": self.camera.width,
             "height": self.camera.height,
@@ -257,7 +268,13 @@ class Pipeline:
                 self.skipped += frame.seq - last_seq - 1
             last_seq = frame.seq
             last_frame_at = time.monotonic()
-            self._process(worker, frame.image, frame.ts)
+            if processor.module is None or getattr(processor.module, "PASSTHROUGH", False):
+                if self.output.relay(frame, processor.name, self.stamp_frames,
+                                     capture.jpeg_fits(frame.jpeg)):
+                    self._times.append(time.time())
+                    continue  # nothing to draw: the camera's JPEG went out, or nobody looks
+            self._process(worker, self.output.pixels(frame, processor.module,
+                                                     capture.jpeg_fits(frame.jpeg)), frame.ts)
 
     def _worker_for(self, processor: Processor) -> ModuleWorker:
         """The worker of the current module; a new module retires the old worker."""
@@ -315,24 +332,28 @@ class Pipeline:
         out = result.frame
         t1 = time.perf_counter()
         self._times.append(time.time())
-        if self.stamp_frames:
+        plan = self.output.plan(done.ts)  # who needs a picture of this frame
+        if plan and self.stamp_frames:
             stamp(out, worker.processor.name, done.ts, self._fps(),
                   result.error or self._module_error)
-        jpeg = self._publish(out, done.ts, worker.processor.name, wire.KIND_LIVE)
+        jpeg = self._publish(out, done.ts, worker.processor.name, wire.KIND_LIVE, plan)
         t2 = time.perf_counter()
-        self._encode_ms.append((t2 - t1) * 1000)
-        self.encode_hist.observe(t2 - t1)
-        if jpeg is not None and self._on_frame is not None:
-            self._on_frame(result.detections, done.ts, jpeg, *done.size)
+        if plan:  # frames nobody needed are counted in `encoding`, not timed here
+            self._encode_ms.append((t2 - t1) * 1000)
+            self.encode_hist.observe(t2 - t1)
+        if self._on_frame is not None:  # pixels when not encoded: events make their own JPEG
+            self._on_frame(result.detections, done.ts, out if jpeg is None else jpeg,
+                           *done.size)
 
     def _publish_unedited(self, worker: ModuleWorker, image: np.ndarray, ts: float) -> None:
         """The camera's frame as it is, stamped "module slow", while the module works."""
         self._times.append(time.time())
-        if self.stamp_frames:
+        plan = self.output.plan(ts)
+        if plan and self.stamp_frames:
             slow = self.module_slow() or SLOW_AFTER_S
             stamp(image, worker.processor.name, ts, self._fps(), self._module_error,
                   note=f"module slow ({slow:.1f} s/frame): unedited")
-        self._publish(image, ts, worker.processor.name, wire.KIND_LIVE)
+        self._publish(image, ts, worker.processor.name, wire.KIND_LIVE, plan)
 
     def _set_slow(self, seconds: float | None, name: str = "") -> None:
         """Enter, update or leave the slow state (pipeline thread); logged on changes."""
@@ -361,19 +382,10 @@ class Pipeline:
         img = placeholder(self.camera.width, self.camera.height, title, detail, ts)
         self._publish(img, ts, self._processor.name, kind)
 
-    def _publish(self, image: np.ndarray, ts: float, module: str, kind: str) -> bytes | None:
-        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY,
-                                               self.camera.jpeg_quality])
-        if not ok:
-            log.error("JPEG encoding failed for a %s frame", kind)
-            return None
-        self.seq += 1
-        h, w = image.shape[:2]
-        jpeg = buf.tobytes()
-        self.publisher.frame(wire.FrameHeader(self.seq, ts, w, h, module, kind), jpeg)
-        self.published += 1
-        self.last_jpeg = (jpeg, ts, kind)
-        return jpeg
+    def _publish(self, image: np.ndarray, ts: float, module: str, kind: str,
+                 plan=None) -> bytes | None:
+        """Encode and publish what `plan` asks (None: the full frame); node/encoder.py."""
+        return self.output.publish(image, ts, module, kind, plan)
 
 
 def _percentiles(values) -> dict:

@@ -60,6 +60,10 @@ class Publisher:
         self.frames_sent += 1
         self.bytes_sent += len(jpeg)
 
+    def variant(self, header: wire.FrameHeader, jpeg: bytes) -> None:
+        """A variant's frame (node/variants.py), on its own topic."""
+        self._send([wire.TOPIC_VARIANT, header.encode(), jpeg])
+
     def state(self, state: dict) -> None:
         self._send([wire.TOPIC_STATE, wire.encode_json(state), b""])
 

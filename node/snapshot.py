@@ -9,13 +9,15 @@ import cv2
 import numpy as np
 
 
-def make_snapshot(jpeg: bytes, height: int, max_bytes: int,
+def make_snapshot(jpeg: bytes | np.ndarray, height: int, max_bytes: int,
                   boxes: list[tuple[dict, str]] | None = None) -> bytes | None:
     """Scale a frame's JPEG to `height`, draw `boxes` (event boxes in percent, with
-    their labels) and re-encode it under `max_bytes`."""
-    if not jpeg:
-        return None
-    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    their labels) and re-encode it under `max_bytes`. The pipeline hands the frame's
+    pixels instead of a JPEG when nobody watched it (nothing was encoded)."""
+    if isinstance(jpeg, np.ndarray):
+        img = jpeg.copy()  # the events thread's own copy: the boxes are drawn on it
+    else:
+        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) if jpeg else None
     if img is None:
         return None
     h, w = img.shape[:2]

@@ -2,7 +2,9 @@
 
 A source is opened, read and closed by the capture thread only (node/capture.py), which
 owns reconnecting; a source just reports failure (`SourceError` from `open`, `None`
-from `read`). Constructors do no I/O.
+from `read`). Constructors do no I/O. `read` returns a BGR array, or a `Jpeg` (the
+camera's own bytes, node/mjpeg.py) from an MJPEG HTTP stream or a V4L2 camera in MJPG
+mode; `actual` says what the camera really gave (format, size, rate), for the state.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from node.mjpeg import Jpeg, MjpegHttpError, MjpegHttpReader, as_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +38,15 @@ class Source(ABC):
 
     def __init__(self, width: int, height: int, fps: float):
         self.width, self.height, self.fps = width, height, fps
+        # What the camera gave after open: {"format", "width", "height", "fps"}.
+        self.actual: dict = {}
 
     @abstractmethod
     def open(self) -> None: ...
 
     @abstractmethod
-    def read(self) -> np.ndarray | None:
-        """The next BGR frame, or None when the source is lost."""
+    def read(self) -> np.ndarray | Jpeg | None:
+        """The next BGR frame (or the camera's JPEG), or None when the source is lost."""
 
     def close(self) -> None:
         pass
@@ -66,6 +72,8 @@ class SyntheticSource(Source):
         if self._scene is None:
             self._scene = SyntheticScene(self.width, self.height)
         self._t0 = time.monotonic()
+        self.actual = {"format": "BGR", "width": self.width, "height": self.height,
+                       "fps": self.fps}
 
     def read(self) -> np.ndarray | None:
         return self._scene.render(time.monotonic() - self._t0)
@@ -76,14 +84,20 @@ class OpenCVSource(Source):
 
     Files are reopened (not rewound) at their end, so a deleted or replaced file is
     noticed at the next loop instead of playing from an open descriptor forever.
+    An http(s) URL answering MJPEG is read by `MjpegHttpReader` (the camera's JPEGs,
+    undecoded); any other URL goes to FFmpeg. A V4L2 camera is asked for MJPG when
+    `mjpg` (USB 2 carries HD only compressed) and then hands over its JPEGs too.
     """
 
     def __init__(self, target: str | int, width: int, height: int, fps: float,
-                 timeout_ms: int = 5000):
+                 timeout_ms: int = 5000, mjpg: bool = True):
         super().__init__(width, height, fps)
         self.target = target
         self.timeout_ms = timeout_ms
+        self.mjpg = mjpg
         self._cap: cv2.VideoCapture | None = None
+        self._http: MjpegHttpReader | None = None
+        self._raw_jpeg = False  # V4L2 in MJPG mode without conversion: read() gives JPEG
         if isinstance(target, int) or str(target).startswith("/dev/video"):
             self.kind = "v4l2"
         elif URL_RE.match(str(target)):
@@ -100,6 +114,16 @@ class OpenCVSource(Source):
     def open(self) -> None:
         if self.kind == "file" and not os.path.isfile(self.target):
             raise SourceError(f"file not found: {self.target}")
+        if self.kind == "url" and str(self.target).lower().startswith(("http:", "https:")):
+            reader = MjpegHttpReader(str(self.target), self.timeout_ms / 1000)
+            try:
+                reader.open()
+            except MjpegHttpError as exc:
+                log.info("%s: %s; reading it with FFmpeg", self.describe(), exc)
+            else:
+                self._http = reader
+                self.actual = {"format": "MJPG", "width": None, "height": None, "fps": None}
+                return
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.timeout_ms,
                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.timeout_ms]
         if self.kind == "v4l2":
@@ -111,18 +135,52 @@ class OpenCVSource(Source):
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"cannot open {self.describe()}")
+        self._raw_jpeg = False
         if self.kind == "v4l2":
+            if self.mjpg:  # the format first: the sizes a camera offers depend on it
+                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
             cap.set(cv2.CAP_PROP_FPS, self.fps)
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+            fourcc = fourcc_text(cap.get(cv2.CAP_PROP_FOURCC))
+            if fourcc == "MJPG":  # hand the JPEGs over; decoded only when pixels are needed
+                self._raw_jpeg = bool(cap.set(cv2.CAP_PROP_CONVERT_RGB, 0))
+            elif self.mjpg:
+                log.warning("%s: MJPG refused by the camera, it gives %s", self.describe(),
+                            fourcc or "an unknown format")
+            self.actual = {"format": fourcc or None,
+                           "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                           "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                           "fps": round(cap.get(cv2.CAP_PROP_FPS), 2)}
+            log.info("%s gives %s %sx%s at %s fps", self.describe(), *self.actual.values())
+        else:
+            self.actual = {"format": "decoded by " + cap.getBackendName(),
+                           "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) or None,
+                           "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) or None,
+                           "fps": round(cap.get(cv2.CAP_PROP_FPS), 2) or None}
         self._cap = cap
 
-    def read(self) -> np.ndarray | None:
+    def read(self) -> np.ndarray | Jpeg | None:
+        if self._http is not None:
+            try:
+                jpeg = as_jpeg(self._http.read())
+            except MjpegHttpError as exc:
+                raise SourceError(str(exc)) from exc
+            if jpeg is None:
+                raise SourceError("a part of the MJPEG stream is not a JPEG")
+            self.actual.update(width=jpeg.width, height=jpeg.height)
+            return jpeg
         if self._cap is None:
             return None
         ok, frame = self._cap.read()
         if ok and frame is not None:
+            if self._raw_jpeg and frame.ndim <= 2 and frame.size and \
+                    (frame.ndim == 1 or frame.shape[0] == 1):
+                jpeg = as_jpeg(frame.tobytes())
+                if jpeg is None:
+                    raise SourceError("the camera sent a broken JPEG")
+                return jpeg
             return frame
         if self.kind == "file":
             # End of file: reopen from the path (see class docstring); SourceError says why.
@@ -133,6 +191,9 @@ class OpenCVSource(Source):
         return None
 
     def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
         if self._cap is not None:
             self._cap.release()
             self._cap = None
@@ -163,6 +224,8 @@ class PiCamera2Source(Source):
         except Exception as exc:  # picamera2 raises many types; all mean "not now"
             raise SourceError(f"cannot start Pi camera: {exc}") from exc
         self._cam = cam
+        self.actual = {"format": "RGB888", "width": self.width, "height": self.height,
+                       "fps": self.fps}
 
     def read(self) -> np.ndarray | None:
         try:
@@ -182,17 +245,26 @@ class PiCamera2Source(Source):
             self._cam = None
 
 
-def make_source(spec: str | int, width: int, height: int, fps: float) -> Source:
-    """Pick the source class for a `camera.source` value (see schemas/config.schema.json)."""
+def fourcc_text(value: float) -> str:
+    """A FOURCC as OpenCV's `get` returns it (a float) as text, "" when unset."""
+    code = int(value)
+    text = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4))
+    return text if code and text.isprintable() else ""
+
+
+def make_source(spec: str | int, width: int, height: int, fps: float,
+                mjpg: bool = True) -> Source:
+    """Pick the source class for a `camera.source` value (see schemas/config.schema.json);
+    `mjpg` is `camera.mjpg` (V4L2 only)."""
     if isinstance(spec, int):
-        return OpenCVSource(spec, width, height, fps)
+        return OpenCVSource(spec, width, height, fps, mjpg=mjpg)
     s = str(spec).strip()
     if s == "synthetic":
         return SyntheticSource(width, height, fps)
     if s in ("picamera2", "picamera", "pi"):
         return PiCamera2Source(width, height, fps)
     if s.isdigit():
-        return OpenCVSource(int(s), width, height, fps)
+        return OpenCVSource(int(s), width, height, fps, mjpg=mjpg)
     if URL_RE.match(s) or s.startswith("/dev/"):
-        return OpenCVSource(s, width, height, fps)
+        return OpenCVSource(s, width, height, fps, mjpg=mjpg)
     return OpenCVSource(str(Path(s).expanduser()), width, height, fps)

@@ -5,6 +5,9 @@ PUB socket (node -> web workers), multipart messages `[topic, header, body]`:
 - `frame`: header is JSON `{"seq", "ts", "w", "h", "module", "kind"}` (ts = capture time
   in Unix seconds; kind "live", "nosignal" or "stopped"), body the JPEG bytes. Frames are
   JPEG-encoded once in the node; every viewer of every worker gets these same bytes.
+- `vframe`: the same for a variant (node/variants.py): a scaled or slowed copy of the
+  stream, encoded once for all its viewers; the header adds `"variant"` (its key).
+  A separate topic, so a worker subscribes to variants apart from the stream.
 - `state`: header is the state JSON, body empty. Published on change and every second,
   so a worker that joins late or lost a message catches up without polling.
 - `event`: header is an event JSON (detections, errors), body empty.
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 TOPIC_FRAME = b"frame"
+TOPIC_VARIANT = b"vframe"
 TOPIC_STATE = b"state"
 TOPIC_EVENT = b"event"
 
@@ -42,17 +46,21 @@ class FrameHeader:
     height: int
     module: str
     kind: str = KIND_LIVE
+    variant: str = ""  # "" for the stream itself, else the variant's key
 
     def encode(self) -> bytes:
-        return json.dumps({"seq": self.seq, "ts": self.ts, "w": self.width, "h": self.height,
-                           "module": self.module, "kind": self.kind},
-                          separators=(",", ":")).encode()
+        d = {"seq": self.seq, "ts": self.ts, "w": self.width, "h": self.height,
+             "module": self.module, "kind": self.kind}
+        if self.variant:
+            d["variant"] = self.variant
+        return json.dumps(d, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> "FrameHeader":
         d = json.loads(data)
         return cls(int(d["seq"]), float(d["ts"]), int(d["w"]), int(d["h"]),
-                   str(d.get("module", "")), str(d.get("kind", KIND_LIVE)))
+                   str(d.get("module", "")), str(d.get("kind", KIND_LIVE)),
+                   str(d.get("variant", "")))
 
 
 def reply_ok(request_id: Any, command: str, data: Any = None) -> dict:

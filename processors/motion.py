@@ -47,6 +47,13 @@ def setup(params: dict) -> None:
                                               detectShadows=False)
 
 
+def input_width() -> int:
+    """The narrowest frame this module works on as well as a full one (it scales to
+    `width` itself): when nobody watches, the node may decode a camera's JPEG at a
+    reduced size down to this (node/encoder.py). Called by the pipeline thread."""
+    return (_params or {}).get("width", 320)
+
+
 def mask_of(src: np.ndarray) -> np.ndarray:
     """The cleaned foreground mask at detection size (uint8, 0/255)."""
     if _mog is None:

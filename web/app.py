@@ -150,9 +150,11 @@ async def serve(publish: str, command: str, sockets: list[socket.socket],
             "worker": f"{socket.gethostname()}:{os.getpid()}",
             "viewers": len(fanout.clients),
             "bytes_sent": fanout.bytes_sent,
+            "variants": fanout.variant_counts(),
             "fps": sorted(round(f, 1) for f in fanout.fps.values())[:MAX_FPS_REPORT]},
             timeout=2.0)
 
+    fanout.on_demand = lambda: asyncio.ensure_future(report())
     sampler = PeriodicCallback(lambda: asyncio.ensure_future(report()), 1000)
     sampler.start()
     watchdog = LoopWatchdog()  # a stalled loop ends the process; `camnode run` restarts it

@@ -8,6 +8,7 @@ only by POST.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -18,9 +19,13 @@ from tornado import web
 from web import metrics
 from node.wire import reply_error
 from web.auth import SESSION_COOKIE, SESSION_DAYS, session_id, session_user
+from node.variants import VariantError, parse_request
 from web.base import BaseHandler, WebContext, host_refusal
 
 log = logging.getLogger(__name__)
+
+SNAPSHOT_FRESH_S = 0.3  # a newer frame than this is "now" (someone watches the stream)
+SNAPSHOT_WAIT_S = 2.0
 
 HTTP_STATUS = {"ok": 200, "invalid_json": 400, "too_large": 413, "validation_failed": 400,
                "unknown_command": 404, "unknown_module": 404, "not_found": 404,
@@ -34,12 +39,34 @@ PUBLIC_COMMANDS = {"pipeline/start", "pipeline/stop", "pipeline/restart", "modul
 
 
 class SnapshotHandler(BaseHandler):
-    """GET /snapshot.jpg: the newest frame this worker has (the same JPEG viewers get)."""
+    """GET /snapshot.jpg[?width=N]: a picture of now. The node encodes only what someone
+    needs (node/encoder.py), so unless this worker's newest frame is fresh (viewers are
+    watching) it asks the node for the next frame, full size or `width` wide, and waits
+    for it. While the pipeline is stopped, the newest placeholder frame is the answer."""
 
     basic_auth_allowed = True
 
-    def get(self) -> None:
-        frame = self.link.frame
+    async def get(self) -> None:
+        try:
+            key = parse_request(self.get_argument("width", None), None)
+        except VariantError as exc:
+            self.set_status(400)
+            self.finish(f"{exc}\n")
+            return
+        frame = self.link.newest(key)
+        placeholder = self.link.frame is not None and self.link.frame.header.kind != "live" \
+            and time.time() - self.link.frame.received < 3
+        if placeholder:
+            frame = self.link.frame
+        elif key or frame is None or time.time() - frame.received > SNAPSHOT_FRESH_S:
+            waiting = asyncio.ensure_future(self.link.next_frame(key, SNAPSHOT_WAIT_S))
+            reply = await self.link.command("picture/request",
+                                            {"width": int(key[1:])} if key else {},
+                                            timeout=SNAPSHOT_WAIT_S)
+            if reply.get("status") == "ok":
+                frame = await waiting or frame
+            else:  # node unreachable: answer now with what we have
+                waiting.cancel()
         if frame is None or time.time() - frame.received > 5:
             self.set_status(503)
             self.set_header("Retry-After", "2")

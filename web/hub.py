@@ -61,10 +61,13 @@ class NodeLink:
         self._pending: dict[bytes, asyncio.Future] = {}
         self._tokens = itertools.count(1)
         self.frame: Frame | None = None
+        self.variants: dict[str, Frame] = {}  # newest frame of each variant (node/variants.py)
+        self._frame_waiters: list[tuple[str, int, asyncio.Future]] = []
         self.state: dict = {}
         self.state_at = 0.0
         self.frames_received = 0
         self.frame_listeners: list[Callable[[Frame], None]] = []
+        self.variant_listeners: list[Callable[[Frame], None]] = []
         self.state_listeners: list[Callable[[dict], None]] = []
         self.event_listeners: list[Callable[[dict, bytes], None]] = []
 
@@ -74,7 +77,7 @@ class NodeLink:
         sub = self._ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 8)
         sub.setsockopt(zmq.LINGER, 0)
-        for topic in (wire.TOPIC_FRAME, wire.TOPIC_STATE, wire.TOPIC_EVENT):
+        for topic in (wire.TOPIC_FRAME, wire.TOPIC_VARIANT, wire.TOPIC_STATE, wire.TOPIC_EVENT):
             sub.setsockopt(zmq.SUBSCRIBE, topic)
         sub.connect(self.publish_endpoint)
         dealer = self._ctx.socket(zmq.DEALER)
@@ -116,11 +119,15 @@ class NodeLink:
         if sub is None:
             return
         newest = None
+        variants: dict[str, Frame] = {}
         # zmq's FD is edge-triggered: read until the socket says it has nothing more.
         while sub.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             topic, head, body = sub.recv_multipart(zmq.NOBLOCK)
             if topic == wire.TOPIC_FRAME:
                 newest = (head, body)
+            elif topic == wire.TOPIC_VARIANT:
+                header = wire.FrameHeader.decode(head)
+                variants[header.variant] = Frame(header, body, b"", time.time())
             elif topic == wire.TOPIC_STATE:
                 self._on_state(head)
             elif topic == wire.TOPIC_EVENT:
@@ -132,6 +139,39 @@ class NodeLink:
             self.frames_received += 1
             for cb in self.frame_listeners:
                 cb(self.frame)
+            self._wake("", self.frame)
+        for key, frame in variants.items():
+            frame = Frame(frame.header, frame.jpeg, build_part(frame.header, frame.jpeg),
+                          frame.received)
+            self.variants[key] = frame
+            for cb in self.variant_listeners:
+                cb(frame)
+            self._wake(key, frame)
+
+    def _wake(self, variant: str, frame: Frame) -> None:
+        if not self._frame_waiters:
+            return
+        keep = []
+        for key, after, fut in self._frame_waiters:
+            if key == variant and frame.header.seq > after and not fut.done():
+                fut.set_result(frame)
+            elif not fut.done():
+                keep.append((key, after, fut))
+        self._frame_waiters = keep
+
+    def newest(self, variant: str = "") -> Frame | None:
+        """The newest frame of the stream ("") or of a variant."""
+        return self.variants.get(variant) if variant else self.frame
+
+    async def next_frame(self, variant: str, timeout: float) -> Frame | None:
+        """Wait for the next frame of the stream ("") or a variant; None on timeout."""
+        current = self.newest(variant)
+        fut = self._loop.create_future()
+        self._frame_waiters.append((variant, current.header.seq if current else -1, fut))
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            return None
 
     def _on_state(self, raw: bytes) -> None:
         try:

@@ -71,6 +71,18 @@ def render(state: dict, worker: dict, reachable: bool) -> str:
         w.metric("camnode_frames_dropped", "counter", "Frames not published, by reason",
                  [({"reason": "pipeline_busy"}, frames.get("skipped")),
                   ({"reason": "module"}, frames.get("dropped_by_module"))])
+        enc = state.get("encoding") or {}
+        w.metric("camnode_frames_encoded", "counter",
+                 "JPEG encodes, by why (a frame can count for several reasons)",
+                 [({"reason": k}, v) for k, v in (enc.get("encoded_for") or {}).items()])
+        w.metric("camnode_frames_not_encoded", "counter",
+                 "Frames processed but not encoded: nobody needed a picture",
+                 [({}, enc.get("not_encoded"))])
+        w.metric("camnode_frames_relayed", "counter",
+                 "Camera JPEGs published as they came (no decode, no encode)",
+                 [({}, enc.get("relayed"))])
+        w.metric("camnode_variants", "gauge", "Stream variants encoded now",
+                 [({}, len((enc.get("variants") or {}).get("active") or {}))])
         w.metric("camnode_module_errors", "counter", "Exceptions raised by the module",
                  [({}, state.get("module_errors"))])
         w.metric("camnode_source_reconnects", "counter", "Attempts to reopen the source",

@@ -18,7 +18,9 @@ import itertools
 import logging
 import socket
 import time
+from typing import Callable
 
+from node.variants import VariantError, parse_request
 from web.auth import session_id
 from web.base import BaseHandler
 from web.hub import BOUNDARY, Frame, NodeLink
@@ -43,10 +45,12 @@ class StreamClient:
     """One viewer's socket. Owned by `Fanout`; every method runs on the loop thread."""
 
     __slots__ = ("id", "sock", "fd", "peer", "fanout", "loop", "pending", "sent_seq",
-                 "armed", "closed", "frames", "bytes", "connected", "_fps_window", "session")
+                 "armed", "closed", "frames", "bytes", "connected", "_fps_window", "session",
+                 "variant")
 
-    def __init__(self, fanout: "Fanout", sock: socket.socket, peer: str):
+    def __init__(self, fanout: "Fanout", sock: socket.socket, peer: str, variant: str = ""):
         self.id = next(_ids)
+        self.variant = variant  # "" the stream, else a variant's key (node/variants.py)
         self.sock, self.fd, self.peer, self.fanout = sock, sock.fileno(), peer, fanout
         self.loop = fanout.loop
         self.pending: memoryview | None = None  # rest of a frame the kernel took only part of
@@ -68,7 +72,7 @@ class StreamClient:
             self._send_newest()
 
     def _send_newest(self) -> None:
-        frame = self.fanout.link.frame
+        frame = self.fanout.link.newest(self.variant)
         if frame is None or frame.header.seq == self.sent_seq:
             return
         try:
@@ -166,25 +170,45 @@ class Fanout:
         self.total_served = 0
         self.fps: dict[int, float] = {}
         self.bytes_closed = 0  # bytes sent to clients that have gone (for the counter)
+        self.on_demand: Callable[[], None] | None = None  # set by the worker: report now
 
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.link.frame_listeners.append(self.on_frame)
+        self.link.variant_listeners.append(self.on_frame)
 
     def on_frame(self, frame: Frame) -> None:
+        variant = frame.header.variant
         for client in list(self.clients.values()):
-            client.offer()
+            if client.variant == variant:
+                client.offer()
 
-    def add(self, sock: socket.socket, peer: str) -> StreamClient:
+    def variant_counts(self) -> dict[str, int]:
+        """Viewers per variant (the plain stream's are not listed), for the node."""
+        counts: dict[str, int] = {}
+        for c in self.clients.values():
+            if c.variant:
+                counts[c.variant] = counts.get(c.variant, 0) + 1
+        return counts
+
+    def _demand_changed(self, variant: str) -> None:
+        """First viewer or last one gone: tell the node now, not at the next report, so
+        it starts (or stops) encoding within a frame (node/encoder.py)."""
+        if self.on_demand is not None and \
+                sum(1 for c in self.clients.values() if c.variant == variant) in (0, 1):
+            self.on_demand()
+
+    def add(self, sock: socket.socket, peer: str, variant: str = "") -> StreamClient:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, NOTSENT_LOWAT_BYTES)
         except OSError:
             pass  # not Linux/macOS: frames may queue longer in the kernel for slow clients
-        client = StreamClient(self, sock, peer)
+        client = StreamClient(self, sock, peer, variant)
         self.clients[client.id] = client
         self.total_served += 1
+        self._demand_changed(variant)
         log.debug("stream client %d from %s (%d watching)", client.id, peer, len(self.clients))
         client.start()
         return client
@@ -192,6 +216,7 @@ class Fanout:
     def remove(self, client: StreamClient) -> None:
         if self.clients.pop(client.id, None) is not None:
             self.bytes_closed += client.bytes
+            self._demand_changed(client.variant)
         self.fps.pop(client.id, None)
 
     def sample(self) -> None:
@@ -226,11 +251,34 @@ class StreamHandler(BaseHandler):
             self.set_header("Retry-After", "5")
             self.finish("too many stream clients on this worker\n")
             return
+        variant = self.variant_or_refuse()
+        if variant is None:
+            return
         stream = self.detach()
         # Own a duplicate of the descriptor, then let Tornado close (and unregister) its
         # copy: the connection stays open, and only our code watches it from now on.
         sock = stream.socket.dup()
         stream.close()
+        self.fanout.add(sock, self.request.remote_ip or "?", variant)
+
+    def variant_or_refuse(self) -> str | None:
+        """The variant asked by `?width=&fps=` ("" for none), or None after answering
+        400 (bad values) or 503 (the node's cap on variants is reached)."""
+        try:
+            key = parse_request(self.get_argument("width", None), self.get_argument("fps", None))
+        except VariantError as exc:
+            self.set_status(400)
+            self.finish(f"{exc}\n")
+            return None
+        info = (self.link.state.get("encoding") or {}).get("variants") or {}
+        active = info.get("active") or {}
+        if key and key not in active and len(active) >= info.get("max", len(active) + 1):
+            self.set_status(503)
+            self.set_header("Retry-After", "5")
+            self.finish(f"too many stream variants (the node encodes at most "
+                        f"{info.get('max')}: {', '.join(sorted(active))})\n")
+            return None
+        return key
         client = self.fanout.add(sock, self.request.remote_ip or "?")
         if self.auth.enabled:
             client.session = session_id(self)  # closed when that session ends

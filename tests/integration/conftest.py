@@ -125,7 +125,9 @@ BASE_CONFIG = {
     "name": "test node",
     "camera": {"source": "synthetic", "width": 320, "height": 240, "fps": 15,
                "jpeg_quality": 70, "reconnect_max_s": 1},
-    "pipeline": {"autostart": True, "module": "service"},
+    # "always": these tests read frames without being stream viewers; the encoding on
+    # demand (the default) is tested with "demand" in test_lean.py.
+    "pipeline": {"autostart": True, "module": "service", "encode": "always"},
     "zmq": {"publish": "tcp://127.0.0.1:*", "command": "tcp://127.0.0.1:*"},
     "web": {"host": "127.0.0.1", "port": 0, "workers": 1},
     "colours": {"green": [0, 255, 0], "red": [0, 0, 255]},
