@@ -420,9 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--fd", type=int, help=argparse.SUPPRESS)
     web.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     web.add_argument("--max-clients", type=int, default=2000)
-    web.add_argument("--keys", metavar="DIR",
+    web.add_argument("--keys", metavar="DIR", default=os.environ.get("CAMNODE_KEYS_DIR"),
                      help="folder with the node's server.key and a client.key_secret (a copy "
-                          "of the node's .camnode-curve), to send it commands")
+                          "of the node's .camnode-curve), to send it commands "
+                          "(default: $CAMNODE_KEYS_DIR)")
     web.add_argument("--allowed-host", action="append", metavar="NAME",
                      help="a name browsers use for this server (repeatable; also "
                           "CAMNODE_ALLOWED_HOSTS=a,b); state changes under other names "

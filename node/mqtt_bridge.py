@@ -32,7 +32,7 @@ from node.config import MqttConfig
 from node.discovery import discovery_payload, labels_of, sent_components
 from node.dispatcher import MAX_PAYLOAD, Dispatcher, error, request_id_of
 from node.loader import UnknownModule
-from node.supervisor import Supervisor, beat
+from node.supervisor import Supervisor, beat, guarded
 from node.topics import Topics
 
 if TYPE_CHECKING:
@@ -132,12 +132,13 @@ class MqttBridge:
             client.tls_insecure_set(cfg.tls.insecure)
         client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
         client.on_socket_open = _no_delay
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
+        # paho re-raises a callback's exception, which ends its network thread for good.
+        supervisor: Supervisor = getattr(self.node, "supervisor", None) or Supervisor()
+        client.on_connect = guarded(self, "_on_connect", "mqtt", supervisor)
+        client.on_disconnect = guarded(self, "_on_disconnect", "mqtt", supervisor)
+        client.on_message = guarded(self, "_on_message", "mqtt", supervisor)
         self._client = client
         self._stop.clear()
-        supervisor: Supervisor = getattr(self.node, "supervisor", None) or Supervisor()
         self._worker = supervisor.spawn("mqtt", self._work, self._stop, name="mqtt-commands",
                                         stall_after=30)  # a command may load a module
         if v5:

@@ -57,6 +57,24 @@ def idle() -> None:
         part.idle()
 
 
+def guarded(obj: object, name: str, part: str, supervisor: "Supervisor") -> Callable:
+    """`obj.name` as a callback for a library's own thread (paho's network loop), which an
+    exception would end: logged with its traceback, counted for `part`, then swallowed.
+    The method is looked up at each call, so it can be replaced (tests)."""
+    def call(*args, **kwargs):
+        try:
+            return getattr(obj, name)(*args, **kwargs)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            supervisor.count(part, crashed=error)
+            log.error("%s: callback %s failed: %s (its thread goes on)", part, name, error,
+                      exc_info=True)
+            return None
+
+    call.__name__ = name
+    return call
+
+
 def failing(problems: list[dict]) -> list[dict]:
     """The problems that make the node unhealthy (dead or stalled parts)."""
     return [p for p in problems if p.get("part") not in DEGRADED]

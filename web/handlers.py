@@ -19,8 +19,8 @@ from tornado import web
 from web import metrics
 from node.wire import reply_error
 from web.auth import SESSION_COOKIE, SESSION_DAYS, session_id, session_user
-from web.base import BaseHandler, WebContext
 from node.variants import VariantError, parse_request
+from web.base import BaseHandler, WebContext, host_refusal
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,13 @@ class LoginHandler(BaseHandler):
 
     def _next(self) -> str:
         return safe_next(self.get_argument("next", "/"))
+
+    def check_host(self) -> None:
+        """The Host refusal (web/hosts.py) as the login page shows errors, for a person."""
+        reason = host_refusal(self.request, self.ctx)
+        if reason is not None:
+            self._page(reason, 403)
+            raise web.Finish()
 
     async def post(self) -> None:
         ip = self.request.remote_ip or "?"

@@ -265,3 +265,17 @@ def test_a_web_worker_keeps_serving_after_a_malformed_message_from_the_node(camn
     finally:
         pub.close()
         router.close()
+
+
+def test_an_exception_in_a_paho_callback_does_not_end_mqtt(live, caplog):
+    """paho re-raises a callback's exception, which ended its network thread: no command
+    was ever answered again and nothing said so."""
+    node, url, probe = live
+    break_once(node.mqtt._queue, "put_nowait", RuntimeError("injected into on_message"))
+    probe.publish("camnode/test/request/state/get", {"id": "lost"})  # meets the bug
+    reply = probe.request("camnode/test", "state/get", {"id": "after"}, timeout=10)
+    assert reply["status"] == "ok" and reply["id"] == "after"
+    crash = [r for r in caplog.records if "callback _on_message failed" in r.getMessage()]
+    assert crash and crash[0].exc_info is not None
+    counts = node.health()["parts"]["mqtt"]
+    assert counts["crashes"] == 1 and "injected into on_message" in counts["last_error"]
