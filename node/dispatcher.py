@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from node import strictjson
 from node.config import ConfigError, roi_issues
 from node.loader import InvalidParams, ModuleLoadError, UnknownModule
-from node.schemas import ValidationIssue, has_schema, roi_name_pattern, validate
-from node.wire import reply_error, reply_ok
+from node.schemas import ValidationIssue, has_schema, roi_name_pattern, validate, validator
+from node.wire import COMMANDS, INTERNAL_COMMANDS, reply_error, reply_ok
 
 if TYPE_CHECKING:
     from node.app import Node
@@ -26,8 +26,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD = 64 * 1024
-# Sent by web workers every second over ZeroMQ only: not logged, not counted.
-INTERNAL = frozenset({"viewers/report", "picture/request"})
+# Sent by web workers over ZeroMQ only: not logged, not counted (node/wire.py's table).
+INTERNAL = INTERNAL_COMMANDS
+
+
+class CommandTableError(RuntimeError):
+    """The command table (node/wire.py) and the handlers or schemas disagree: a bug in
+    the installation or the code, refused at start-up rather than run unvalidated."""
 
 
 class CommandError(Exception):
@@ -48,6 +53,29 @@ def request_id_of(payload: Any) -> Any:
     if isinstance(rid, bool) or not isinstance(rid, (str, int, type(None))):
         return None
     return rid if not isinstance(rid, str) or len(rid) <= 128 else None
+
+
+def check_table(handlers: dict[str, Callable]) -> dict[str, str]:
+    """Every command of node/wire.py's table has a handler and a readable, valid schema,
+    and every handler is in the table; returns each command's schema name. Raises
+    CommandTableError naming what is missing (called once, when the node is built)."""
+    problems = []
+    names = {c.name for c in COMMANDS}
+    for c in COMMANDS:
+        if c.name not in handlers:
+            problems.append(f"{c.name}: no handler")
+        if not has_schema(c.schema):
+            problems.append(f"{c.name}: no schema file schemas/{c.schema}.schema.json")
+            continue
+        try:
+            validator(c.schema)
+        except Exception as exc:  # unreadable JSON or an invalid schema
+            problems.append(f"{c.name}: schema schemas/{c.schema}.schema.json unusable: {exc}")
+    problems += [f"{name}: handler without an entry in node/wire.py's COMMANDS"
+                 for name in sorted(set(handlers) - names)]
+    if problems:
+        raise CommandTableError("command table broken: " + "; ".join(problems))
+    return {c.name: c.schema for c in COMMANDS}
 
 
 class Dispatcher:
@@ -73,6 +101,7 @@ class Dispatcher:
             "snapshot": self._snapshot,
         }
         self.counts: dict[str, int] = {"ok": 0, "error": 0}
+        self._schemas = check_table(self._handlers)
 
     @property
     def commands(self) -> list[str]:
@@ -100,8 +129,7 @@ class Dispatcher:
             return self._count(error(request_id, command, "unknown_command",
                                      f"unknown command {command!r}",
                                      [ValidationIssue("$", f"known: {', '.join(self.commands)}")]))
-        schema = "commands/" + command.replace("/", ".")
-        issues = validate(schema, payload) if has_schema(schema) else []
+        issues = validate(self._schemas[command], payload)
         if issues:
             return self._count(error(request_id, command, "validation_failed",
                                      f"{command}: {len(issues)} invalid field(s)", issues))
