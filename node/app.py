@@ -32,6 +32,7 @@ from processors.common import DEFAULT_COLOURS
 log = logging.getLogger(__name__)
 
 STATE_PERIOD = 1.0
+VIEWER_FRESH_S = 5.0  # a web worker silent longer has no viewers
 
 
 class PubEventSink:
@@ -177,19 +178,31 @@ class Node:
     def viewers_report(self, worker: str, viewers: int, fps: list[float],
                        bytes_sent: int = 0, variants: dict | None = None) -> None:
         """A web worker's viewers and their fps (dispatcher thread, every second, and at
-        once when a stream or variant gets its first viewer or loses its last)."""
+        once when a stream or variant gets its first viewer or loses its last).
+
+        The command thread is the only writer of the reports: it replaces the mapping
+        (copy on write) and never changes one that was handed out, so the state thread
+        reads a whole snapshot without a lock. Silent workers are dropped here too."""
+        now = time.monotonic()
         before = self._viewers.get(worker, (0, None))[1]
-        self._viewers[worker] = (time.monotonic(), viewers, fps, dict(variants or {}))
-        self._bytes_sent[worker] = bytes_sent  # kept after a worker goes: a counter
-        self._push_demand(self._viewers)
+        reports = {w: v for w, v in self._viewers.items() if now - v[0] < VIEWER_FRESH_S}
+        reports[worker] = (now, viewers, tuple(fps), dict(variants or {}))
+        self._viewers = reports
+        self._bytes_sent = {**self._bytes_sent, worker: bytes_sent}  # kept: a counter
+        self._push_demand(reports)
         if viewers != before:
             self.notify()
+
+    def _fresh_viewers(self) -> dict:
+        """The reports of workers heard from in the last VIEWER_FRESH_S (any thread)."""
+        now = time.monotonic()
+        return {w: v for w, v in self._viewers.items() if now - v[0] < VIEWER_FRESH_S}
 
     def _push_demand(self, reports: dict) -> None:
         """Who watches what, over all workers, to the encoder (node/encoder.py)."""
         variants: dict[str, int] = {}
         total = 0
-        for v in list(reports.values()):
+        for v in reports.values():
             total += v[1]
             for key, n in (v[3] if len(v) > 3 else {}).items():
                 variants[key] = variants.get(key, 0) + n
@@ -197,15 +210,15 @@ class Node:
 
     def worker_reported(self, pid: int) -> bool:
         """Whether the web worker process `pid` (on this host) reported in the last 5 s."""
-        now = time.monotonic()
-        return any(w.endswith(f":{pid}") and now - v[0] < 5 for w, v in list(self._viewers.items()))
+        return any(w.endswith(f":{pid}") for w in self._fresh_viewers())
 
     def viewer_summary(self) -> dict:
-        now = time.monotonic()
-        fresh = {w: v for w, v in self._viewers.items() if now - v[0] < 5}
-        if len(fresh) != len(self._viewers):  # a worker went silent: its viewers too
+        """Viewers over the workers that reported lately (state thread; reads a snapshot
+        of the reports and changes nothing but the encoder's demand)."""
+        reports = self._viewers
+        fresh = self._fresh_viewers()
+        if len(fresh) != len(reports):  # a worker went silent: its viewers too
             self._push_demand(fresh)
-        self._viewers = fresh
         fps = sorted(f for v in fresh.values() for f in v[2])
         return {"viewers": sum(v[1] for v in fresh.values()), "web_workers": len(fresh),
                 "viewer_fps_min": fps[0] if fps else None,

@@ -100,7 +100,8 @@ class Dispatcher:
             "roi/replace": self._roi_replace,
             "snapshot": self._snapshot,
         }
-        self.counts: dict[str, int] = {"ok": 0, "error": 0}
+        self._counts: dict[str, int] = {"ok": 0, "error": 0}
+        self._counts_lock = threading.Lock()  # transports answer from their own threads
         self._schemas = check_table(self._handlers)
 
     @property
@@ -147,8 +148,15 @@ class Dispatcher:
         log.info("command %s done", command)
         return self._count(ok(request_id, command, data))
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """Answers given so far, ok and error (a copy; any thread)."""
+        with self._counts_lock:
+            return dict(self._counts)
+
     def _count(self, envelope: dict) -> dict:
-        self.counts[envelope["status"]] += 1
+        with self._counts_lock:
+            self._counts[envelope["status"]] += 1
         if envelope["status"] == "error":
             log.info("command %s refused: %s", envelope["command"], envelope["error"]["message"])
         return envelope
