@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 
-from node import __version__
+from node import __version__, wire
 from node.broker import PrivateBroker
 from node.command_server import CommandServer
 from node.config import ConfigStore
@@ -42,17 +42,17 @@ class PubEventSink:
         self.publisher = publisher
 
     def event(self, event: dict) -> None:
-        self.publisher.event({"kind": "event", **event})
+        self.publisher.event({"kind": wire.EVENT_DETECTION, **event})
 
     def occupancy(self, roi: str, occupied: bool, count: int) -> None:
-        self.publisher.event({"kind": "occupancy", "roi": roi, "occupied": occupied,
+        self.publisher.event({"kind": wire.EVENT_OCCUPANCY, "roi": roi, "occupied": occupied,
                               "count": count})
 
     def motion(self, on: bool) -> None:
-        self.publisher.event({"kind": "motion", "on": on})
+        self.publisher.event({"kind": wire.EVENT_MOTION, "on": on})
 
     def snapshot(self, jpeg: bytes, ts: float) -> None:
-        self.publisher.event({"kind": "snapshot", "ts": ts}, jpeg)  # event thumbnails
+        self.publisher.event({"kind": wire.EVENT_SNAPSHOT, "ts": ts}, jpeg)  # event thumbnails
 
 
 class Node:
@@ -100,14 +100,14 @@ class Node:
         self.events.set_rois(cfg.rois)
         self.events.start()
         self._load_initial_module()
-        self.pipeline.start_thread()
+        self.pipeline.open()
         self.commands.start()
         if self.mqtt:
             self.mqtt.start()
         self._stop.clear()
         self._state_part = self.supervisor.spawn("state", self._state_loop, self._stop)
         if cfg.pipeline.autostart:
-            self.pipeline.start()
+            self.pipeline.start_camera()
 
     def stop(self) -> None:
         self._stop.set()
@@ -118,7 +118,7 @@ class Node:
         if self.mqtt:
             self.mqtt.stop()
         self.commands.stop()
-        self.pipeline.stop_thread()
+        self.pipeline.close()
         self.events.stop()
         self.publish_state()
         self.publisher.stop()
@@ -152,7 +152,7 @@ class Node:
             for gone in previous - set(cfg.rois):
                 self.mqtt.clear_roi(gone, self.events.labels_of(gone))
             self.mqtt.publish_discovery()
-        self.publisher.event({"kind": "rois", "version": cfg.rois_version, "rois": cfg.rois})
+        self.publisher.event({"kind": wire.EVENT_ROIS, "version": cfg.rois_version, "rois": cfg.rois})
         self.notify()
 
     def snapshot(self) -> dict | None:

@@ -163,16 +163,16 @@ class Dispatcher:
 
     # -- handlers (run under the lock) --------------------------------------------------
     def _pipeline_start(self, payload: dict) -> dict:
-        self.node.pipeline.start()
+        self.node.pipeline.start_camera()
         return self.node.state()
 
     def _pipeline_stop(self, payload: dict) -> dict:
-        self.node.pipeline.stop()
+        self.node.pipeline.stop_camera()
         return self.node.state()
 
     def _pipeline_restart(self, payload: dict) -> dict:
-        self.node.pipeline.stop()
-        self.node.pipeline.start()
+        self.node.pipeline.stop_camera()
+        self.node.pipeline.start_camera()
         return self.node.state()
 
     def _state_get(self, payload: dict) -> dict:
