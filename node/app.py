@@ -20,6 +20,7 @@ from node.broker import PrivateBroker
 from node.command_server import CommandServer
 from node.config import ConfigStore
 from node.dispatcher import Dispatcher
+from node.owner import Mailbox
 from node.events import EventEngine, make_snapshot
 from node.loader import InvalidParams, ModuleLoadError, Processor, Registry, UnknownModule
 from node.mqtt_bridge import MqttBridge
@@ -73,7 +74,8 @@ class Node:
                                  on_change=self.notify, on_frame=self.events.submit,
                                  supervisor=self.supervisor, encode=cfg.pipeline.encode,
                                  max_variants=cfg.pipeline.max_variants)
-        self.dispatcher = Dispatcher(self)
+        self.mailbox = Mailbox()  # served by the state thread, the state's one owner
+        self.dispatcher = Dispatcher(self, self.mailbox)
         self.commands = CommandServer(cfg.zmq.command, self.dispatcher,
                                       supervisor=self.supervisor)
         self.mqtt: MqttBridge | None = None
@@ -111,7 +113,7 @@ class Node:
 
     def stop(self) -> None:
         self._stop.set()
-        self._changed.set()
+        self.mailbox.wake()
         if self._state_part is not None:
             self._state_part.join(5)
             self._state_part = None
@@ -173,7 +175,9 @@ class Node:
     # -- state ---------------------------------------------------------------------------
     def notify(self) -> None:
         """Something changed: publish state now (any thread)."""
-        self._changed.set()
+        if not self._changed.is_set():
+            self._changed.set()
+            self.mailbox.wake()
 
     def viewers_report(self, worker: str, viewers: int, fps: list[float],
                        bytes_sent: int = 0, variants: dict | None = None) -> None:
@@ -217,7 +221,7 @@ class Node:
         of the reports and changes nothing but the encoder's demand)."""
         reports = self._viewers
         fresh = self._fresh_viewers()
-        if len(fresh) != len(reports):  # a worker went silent: its viewers too
+        if len(fresh) != len(reports) and self.mailbox.owns():  # a worker went silent
             self._push_demand(fresh)
         fps = sorted(f for v in fresh.values() for f in v[2])
         return {"viewers": sum(v[1] for v in fresh.values()), "web_workers": len(fresh),
@@ -293,14 +297,27 @@ class Node:
         return state
 
     def _state_loop(self) -> None:
-        """The state thread's loop (run, and restarted after a crash, by the supervisor)."""
+        """The state thread's loop (run, and restarted after a crash, by the supervisor):
+        the owner of the node's state. It runs every command (node/owner.py) and
+        publishes the state on change and every STATE_PERIOD."""
+        self.mailbox.attach()
+        try:
+            self._serve()
+        finally:
+            self.mailbox.detach()  # commands run inline until the supervisor restarts us
+
+    def _serve(self) -> None:
         last_stats = time.monotonic()
+        due = 0.0
         while not self._stop.is_set():
             beat()
-            self._changed.wait(STATE_PERIOD)
-            self._changed.clear()
+            self.mailbox.serve(min(STATE_PERIOD, due - time.monotonic()))
             if self._stop.is_set():
                 break
+            if not self._changed.is_set() and time.monotonic() < due:
+                continue
+            self._changed.clear()
+            due = time.monotonic() + STATE_PERIOD
             try:
                 state = self.publish_state()
                 if self.mqtt:  # only sends when modules or ROIs changed

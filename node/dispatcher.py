@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from node import strictjson
 from node.config import ConfigError, roi_issues
+from node.owner import Mailbox, OwnerBusy
 from node.loader import InvalidParams, ModuleLoadError, UnknownModule
 from node.schemas import ValidationIssue, has_schema, roi_name_pattern, validate, validator
 from node.wire import COMMANDS, INTERNAL_COMMANDS, reply_error, reply_ok
@@ -81,9 +82,11 @@ def check_table(handlers: dict[str, Callable]) -> dict[str, str]:
 class Dispatcher:
     """Routes commands to handlers of the node. Called from transport threads."""
 
-    def __init__(self, node: "Node"):
+    def __init__(self, node: "Node", mailbox: Mailbox | None = None):
         self.node = node
-        self._lock = threading.Lock()
+        # Handlers run on the owner thread (node/owner.py), one at a time, whichever
+        # transport's thread called `handle`.
+        self.mailbox = mailbox or Mailbox()
         self._handlers: dict[str, Callable[[dict], Any]] = {
             "pipeline/start": self._pipeline_start,
             "pipeline/stop": self._pipeline_stop,
@@ -135,8 +138,9 @@ class Dispatcher:
             return self._count(error(request_id, command, "validation_failed",
                                      f"{command}: {len(issues)} invalid field(s)", issues))
         try:
-            with self._lock:
-                data = handler(payload)
+            data = self.mailbox.call(handler, payload)
+        except OwnerBusy as exc:
+            return self._count(error(request_id, command, "unavailable", str(exc)))
         except CommandError as exc:
             return self._count(error(request_id, command, exc.code, exc.message, exc.details))
         except Exception:
@@ -161,7 +165,7 @@ class Dispatcher:
             log.info("command %s refused: %s", envelope["command"], envelope["error"]["message"])
         return envelope
 
-    # -- handlers (run under the lock) --------------------------------------------------
+    # -- handlers (run on the owner thread) --------------------------------------------------
     def _pipeline_start(self, payload: dict) -> dict:
         self.node.pipeline.start_camera()
         return self.node.state()

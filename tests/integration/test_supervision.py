@@ -45,7 +45,7 @@ TARGETS = {
     "commands": (lambda n: n.commands, "_answer"),
     "events": (lambda n: n.events._queue, "get"),
     "mqtt": (lambda n: n.mqtt._queue, "get"),
-    "state": (lambda n: n._changed, "wait"),
+    "state": (lambda n: n.mailbox, "serve"),
     "detector": (lambda n: n.pipeline._processor.module.DETECTOR, "_take"),
 }
 BACKOFF = 2.0  # the first restart's delay here: long enough to see the problem reported

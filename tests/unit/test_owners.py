@@ -11,6 +11,8 @@ import threading
 import time
 from types import SimpleNamespace
 
+import pytest
+
 from node.events import EventEngine
 from tests.unit.test_dispatcher import config_path, node  # noqa: F401  (fixtures)
 from tests.unit.test_events import DOOR, YARD, FakeClock, RecordingSink, cfg, det, frame
@@ -29,7 +31,7 @@ def test_a_viewer_report_arriving_while_the_state_thread_prunes_is_kept(node):  
         real(full, variants)
 
     node.pipeline.output.set_demand = set_demand
-    node.viewer_summary()
+    node.mailbox.call(node.viewer_summary)  # on the state thread, which prunes
     assert interleaved
     summary = node.viewer_summary()
     assert (summary["viewers"], summary["web_workers"]) == (3, 1)
@@ -102,3 +104,41 @@ def test_dispatcher_counts_are_a_copy_readers_cannot_change(node):  # noqa: F811
     counts = node.dispatcher.counts
     counts["ok"] += 100
     assert node.dispatcher.counts["ok"] == counts["ok"] - 100
+
+
+def test_commands_from_any_thread_run_on_the_state_thread_one_at_a_time(node):  # noqa: F811
+    ran_on, inside, overlaps = [], [0], []
+    real = node.dispatcher._handlers["roi/get"]
+
+    def roi_get(payload):
+        inside[0] += 1
+        overlaps.append(inside[0] > 1)
+        ran_on.append(threading.current_thread().name)
+        time.sleep(0.01)  # widen the window another command could run in
+        inside[0] -= 1
+        return real(payload)
+
+    node.dispatcher._handlers["roi/get"] = roi_get
+    threads = [threading.Thread(target=node.dispatcher.handle, args=("roi/get", {}))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(ran_on) == 8 and not any(overlaps)
+    assert set(ran_on) == {"state"}
+
+
+def test_a_command_the_owner_does_not_take_in_time_is_answered_unavailable(node):  # noqa: F811
+    from node.owner import OwnerBusy
+
+    release = threading.Event()
+    blocker = threading.Thread(target=node.mailbox.call, args=(release.wait, 10))
+    blocker.start()
+    try:
+        with pytest.raises(OwnerBusy):
+            node.mailbox.call(lambda: None, timeout=0.2)
+    finally:
+        release.set()
+        blocker.join(10)
+    assert node.dispatcher.handle("roi/get", {})["status"] == "ok"
