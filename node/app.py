@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 
-from node import __version__, wire
+from node import __version__, transport, wire
 from node.broker import PrivateBroker
 from node.command_server import CommandServer
 from node.config import ConfigStore
@@ -25,6 +25,7 @@ from node.events import EventEngine, make_snapshot
 from node.loader import InvalidParams, ModuleLoadError, Processor, Registry, UnknownModule
 from node.mqtt_bridge import MqttBridge
 from node.pipeline import Pipeline
+from node.transport import Transport
 from node.publisher import Publisher
 from node import supervisor as supervision
 from node.supervisor import Supervisor, beat
@@ -83,6 +84,13 @@ class Node:
             self.mqtt = MqttBridge(cfg.mqtt, mqtt_broker[0], mqtt_broker[1], self,
                                    self.dispatcher)
             self.events.sinks.append(self.mqtt)
+        # Everything the core says goes to these (node/transport.py), commands come back
+        # from them to the dispatcher.
+        self.transports: list[Transport] = [self.publisher, self.commands]
+        if self.mqtt:
+            self.transports.append(self.mqtt)
+        for t in self.transports:
+            t.subscribe(self.dispatcher)
         self._private_broker = private_broker
         self._mqtt_note = mqtt_note or "MQTT disabled in the configuration"
         self._changed = threading.Event()
@@ -149,13 +157,23 @@ class Node:
         self.events.set_rois(cfg.rois)
         log.info("ROIs now %s (version %d)", ", ".join(sorted(cfg.rois)) or "none",
                  cfg.rois_version)
-        if self.mqtt:
-            self.mqtt.publish_rois()
-            for gone in previous - set(cfg.rois):
-                self.mqtt.clear_roi(gone, self.events.labels_of(gone))
-            self.mqtt.publish_discovery()
-        self.publisher.event({"kind": wire.EVENT_ROIS, "version": cfg.rois_version, "rois": cfg.rois})
+        self._broadcast(transport.ROIS, {
+            "version": cfg.rois_version, "rois": cfg.rois,
+            "removed": {gone: self.events.labels_of(gone) for gone in previous - set(cfg.rois)}},
+            retain=True)
         self.notify()
+
+    def refresh(self) -> None:
+        """Every transport sends its retained messages again (`state/get`)."""
+        self._broadcast(transport.REFRESH, None)
+
+    def _broadcast(self, topic: str, payload, retain: bool = False) -> None:
+        """A core topic to every transport (node/transport.py); one failing is logged."""
+        for t in self.transports:
+            try:
+                t.publish(topic, payload, retain)
+            except Exception:
+                log.exception("transport %s failed on %s", type(t).__name__, topic)
 
     def snapshot(self) -> dict | None:
         """Publish the newest frame on the MQTT `snapshot` topic; None before any frame."""
@@ -167,8 +185,7 @@ class Node:
         snap = make_snapshot(jpeg, ev.snapshot_height, ev.snapshot_max_bytes)
         if snap is None:
             return None
-        if self.mqtt:
-            self.mqtt.snapshot(snap, ts)
+        self._broadcast(transport.SNAPSHOT, (snap, ts))
         return {"bytes": len(snap), "ts": ts, "kind": kind,
                 "topic": self.mqtt.topics.snapshot if self.mqtt else None}
 
@@ -291,9 +308,7 @@ class Node:
     def publish_state(self) -> dict:
         """State to the web workers (always) and MQTT (when significant); returns it."""
         state = self.state()
-        self.publisher.state(state)
-        if self.mqtt:
-            self.mqtt.publish_state(state)
+        self._broadcast(transport.STATE, state, retain=True)
         return state
 
     def _state_loop(self) -> None:
@@ -319,12 +334,10 @@ class Node:
             self._changed.clear()
             due = time.monotonic() + STATE_PERIOD
             try:
-                state = self.publish_state()
-                if self.mqtt:  # only sends when modules or ROIs changed
-                    self.mqtt.publish_discovery(modules=state["modules"])
-                    if time.monotonic() - last_stats >= self.store.config.mqtt.stats_interval_s:
-                        last_stats = time.monotonic()
-                        self.mqtt.publish_stats(self.stats())
+                self.publish_state()
+                if time.monotonic() - last_stats >= self.store.config.mqtt.stats_interval_s:
+                    last_stats = time.monotonic()
+                    self._broadcast(transport.STATS, self.stats())
             except Exception:
                 log.exception("publishing state failed")
 

@@ -181,8 +181,7 @@ class Dispatcher:
 
     def _state_get(self, payload: dict) -> dict:
         self.node.publish_state()
-        if self.node.mqtt:
-            self.node.mqtt.republish()
+        self.node.refresh()  # every retained message again, on every transport
         return self.node.state()
 
     def _module_list(self, payload: dict) -> list[dict]:

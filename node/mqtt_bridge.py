@@ -27,13 +27,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from node import response_topic, strictjson
+from node import response_topic, strictjson, transport
 from node.config import MqttConfig
 from node.discovery import discovery_payload, labels_of, sent_components
 from node.dispatcher import MAX_PAYLOAD, Dispatcher, error, request_id_of
 from node.loader import UnknownModule
 from node.supervisor import Supervisor, beat, guarded
 from node.topics import Topics
+from node.transport import CommandHandler
 
 if TYPE_CHECKING:
     from node.app import Node
@@ -339,6 +340,27 @@ class MqttBridge:
             client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         except (ValueError, TypeError) as exc:  # a topic or payload paho refuses
             log.warning("MQTT: cannot publish on %.200r: %s", topic, exc)
+
+    # -- node/transport.py's interface -----------------------------------------------------
+    def publish(self, topic: str, payload: Any, retain: bool = False) -> None:
+        """Core topics onto MQTT topics (node/topics.py). Owner thread, mostly."""
+        if topic == transport.STATE:
+            self.publish_state(payload)
+            self.publish_discovery(modules=payload["modules"])  # sent only when changed
+        elif topic == transport.STATS:
+            self.publish_stats(payload)
+        elif topic == transport.ROIS:
+            self.publish_rois()
+            for gone, labels in payload.get("removed", {}).items():
+                self.clear_roi(gone, labels)
+            self.publish_discovery()
+        elif topic == transport.REFRESH:
+            self.republish()
+        elif topic == transport.SNAPSHOT:
+            self.snapshot(*payload)
+
+    def subscribe(self, handler: CommandHandler) -> None:
+        self.dispatcher = handler
 
     def republish(self, force_discovery: bool = False) -> None:
         """Every retained topic again (on connect and for `state/get`)."""
