@@ -23,7 +23,6 @@ from node.dispatcher import Dispatcher
 from node.owner import Mailbox
 from node.events import EventEngine, make_snapshot
 from node.loader import InvalidParams, ModuleLoadError, Processor, Registry, UnknownModule
-from node.mqtt_bridge import MqttBridge
 from node.pipeline import Pipeline
 from node.transport import Transport
 from node.publisher import Publisher
@@ -60,9 +59,9 @@ class PubEventSink:
 class Node:
     """Owns all state of one camera node."""
 
-    def __init__(self, store: ConfigStore, mqtt_broker: tuple[str, int] | None = None,
-                 private_broker: PrivateBroker | None = None, web_url: str | None = None,
-                 mqtt_note: str | None = None):
+    def __init__(self, store: ConfigStore, private_broker: PrivateBroker | None = None,
+                 web_url: str | None = None, mqtt_note: str | None = None):
+        """Built by node/wiring.py (the composition root), which adds the broker link."""
         cfg = store.config
         self.store = store
         self.web_url = web_url
@@ -79,18 +78,14 @@ class Node:
         self.dispatcher = Dispatcher(self, self.mailbox)
         self.commands = CommandServer(cfg.zmq.command, self.dispatcher,
                                       supervisor=self.supervisor)
-        self.mqtt: MqttBridge | None = None
-        if mqtt_broker is not None:
-            self.mqtt = MqttBridge(cfg.mqtt, mqtt_broker[0], mqtt_broker[1], self,
-                                   self.dispatcher)
-            self.events.sinks.append(self.mqtt)
         # Everything the core says goes to these (node/transport.py), commands come back
-        # from them to the dispatcher.
+        # from them to the dispatcher. The ZeroMQ pair is built here because frames go
+        # through the publisher; others are added by node/wiring.py.
         self.transports: list[Transport] = [self.publisher, self.commands]
-        if self.mqtt:
-            self.transports.append(self.mqtt)
         for t in self.transports:
             t.subscribe(self.dispatcher)
+        self._added: list = []  # started after the core, stopped before it
+        self.broker_link = None  # the added transport whose status() is the state's "mqtt"
         self._private_broker = private_broker
         self._mqtt_note = mqtt_note or "MQTT disabled in the configuration"
         self._changed = threading.Event()
@@ -112,8 +107,8 @@ class Node:
         self._load_initial_module()
         self.pipeline.open()
         self.commands.start()
-        if self.mqtt:
-            self.mqtt.start()
+        for t in self._added:
+            t.start()
         self._stop.clear()
         self._state_part = self.supervisor.spawn("state", self._state_loop, self._stop)
         if cfg.pipeline.autostart:
@@ -125,8 +120,8 @@ class Node:
         if self._state_part is not None:
             self._state_part.join(5)
             self._state_part = None
-        if self.mqtt:
-            self.mqtt.stop()
+        for t in reversed(self._added):
+            t.stop()
         self.commands.stop()
         self.pipeline.close()
         self.events.stop()
@@ -135,6 +130,19 @@ class Node:
         if self._private_broker:
             self._private_broker.stop()
         log.info("node stopped")
+
+    def add_transport(self, t, *, event_sink: bool = False, broker_link: bool = False) -> None:
+        """A transport built by node/wiring.py (before start): subscribed to the
+        dispatcher, sent every core topic, started after the core and stopped before it.
+        `event_sink`: it also takes the event engine's outputs (node/events.py EventSink);
+        `broker_link`: its status() is the state's `mqtt` field."""
+        t.subscribe(self.dispatcher)
+        self.transports.append(t)
+        self._added.append(t)
+        if event_sink:
+            self.events.sinks.append(t)
+        if broker_link:
+            self.broker_link = t
 
     def _load_initial_module(self) -> None:
         """Load the configured module; on failure stream unedited frames and say why."""
@@ -187,7 +195,7 @@ class Node:
             return None
         self._broadcast(transport.SNAPSHOT, (snap, ts))
         return {"bytes": len(snap), "ts": ts, "kind": kind,
-                "topic": self.mqtt.topics.snapshot if self.mqtt else None}
+                "topic": getattr(self.broker_link, "snapshot_topic", None)}
 
     # -- state ---------------------------------------------------------------------------
     def notify(self) -> None:
@@ -271,8 +279,8 @@ class Node:
             "uptime_s": round(time.time() - self._started_at, 1),
             "last_error": s.get("module_error") or s.get("module_last_error") or self.last_error,
             "commands": dict(self.dispatcher.counts),
-            "mqtt": self.mqtt.status() if self.mqtt else {"enabled": False, "connected": False,
-                                                          "last_error": self._mqtt_note},
+            "mqtt": self.broker_link.status() if self.broker_link else {
+                "enabled": False, "connected": False, "last_error": self._mqtt_note},
             "detections": self.events.state(),
             "health": self.health(),
             "rois_version": cfg.rois_version,

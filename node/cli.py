@@ -207,8 +207,8 @@ class Workers:
 
 def _start_node(store: ConfigStore, web_url: str | None = None):
     """Find the MQTT broker (maybe start a private one), then start the node."""
-    from node.app import Node
     from node.broker import resolve_broker
+    from node.wiring import build_node
     from node.curve import node_keys
 
     cfg = store.config
@@ -219,7 +219,7 @@ def _start_node(store: ConfigStore, web_url: str | None = None):
             broker, private = (found[0], found[1]), found[2]
         else:
             note = "no MQTT broker: set mqtt.host, or install mosquitto"
-    node = Node(store, broker, private, web_url, note)
+    node = build_node(store, broker, private, web_url, note)
     # The command socket takes only CURVE clients holding a key (node/curve.py).
     node.commands.keys = node_keys(cfg.base_dir)
     try:

@@ -362,6 +362,10 @@ class MqttBridge:
     def subscribe(self, handler: CommandHandler) -> None:
         self.dispatcher = handler
 
+    @property
+    def snapshot_topic(self) -> str:
+        return self.topics.snapshot
+
     def republish(self, force_discovery: bool = False) -> None:
         """Every retained topic again (on connect and for `state/get`)."""
         node = self.node
