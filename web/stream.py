@@ -259,7 +259,9 @@ class StreamHandler(BaseHandler):
         # copy: the connection stays open, and only our code watches it from now on.
         sock = stream.socket.dup()
         stream.close()
-        self.fanout.add(sock, self.request.remote_ip or "?", variant)
+        client = self.fanout.add(sock, self.request.remote_ip or "?", variant)
+        if self.auth.enabled:
+            client.session = session_id(self)  # closed when that session ends
 
     def variant_or_refuse(self) -> str | None:
         """The variant asked by `?width=&fps=` ("" for none), or None after answering
@@ -279,6 +281,3 @@ class StreamHandler(BaseHandler):
                         f"{info.get('max')}: {', '.join(sorted(active))})\n")
             return None
         return key
-        client = self.fanout.add(sock, self.request.remote_ip or "?")
-        if self.auth.enabled:
-            client.session = session_id(self)  # closed when that session ends

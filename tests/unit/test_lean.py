@@ -126,3 +126,27 @@ def test_a_camera_jpeg_is_decoded_small_for_a_module_that_can_use_it_when_nobody
     enc.set_demand(1, {})
     frame = CapturedFrame(2, 2.0, jpeg=as_jpeg(_jpeg(640, 480)))
     assert enc.pixels(frame, Module, fits=True).shape[:2] == (480, 640)  # watched: full
+
+
+def test_a_snapshot_command_waits_for_the_next_frame_when_nothing_is_fresh():
+    import threading
+
+    pub = FakePublisher()
+    enc = Encoder(pub, 80)
+    img = np.zeros((48, 64, 3), np.uint8)
+
+    def pipeline():  # the pipeline thread: one frame a few ms later
+        for i in range(50):
+            plan = enc.plan(float(i))
+            enc.publish(img, float(i), "m", wire.KIND_LIVE, plan)
+            if plan:
+                return
+            threading.Event().wait(0.01)
+
+    t = threading.Thread(target=pipeline)
+    t.start()
+    got = enc.picture(timeout=2.0)
+    t.join()
+    assert got is not None and got[2] == wire.KIND_LIVE
+    assert enc.encoded_for["snapshot"] == 1
+    assert enc.picture(timeout=0.05) == got  # fresh now: no new encode asked
