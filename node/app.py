@@ -1,9 +1,11 @@
-"""The node: wires capture, pipeline, events, publisher, dispatcher and transports.
+"""The node's core: capture, pipeline, events, the dispatcher and the state's owner.
 
-Constructed by the CLI in the main thread; `start()` brings components up in
-dependency order and `stop()` takes them down in reverse. A state thread publishes the
-node's state on every change and once a second (ZeroMQ for web workers, MQTT when
-significant), and `stats` every `mqtt.stats_interval_s`.
+Built by node/wiring.py in the main thread, which adds transports (node/transport.py);
+`start()` brings components up in dependency order and `stop()` takes them down in
+reverse. The state thread owns the node's state: it runs every command (node/owner.py)
+and publishes the state, on every change and once a second, as the core topic `state`
+to every transport, and `stats` every `mqtt.stats_interval_s`. Frames go capture ->
+pipeline -> encoder -> ZeroMQ PUB without passing through it.
 
 Every long-lived thread runs under `self.supervisor` (node/supervisor.py); the state's
 `health` lists what it finds dead or stalled plus the pipeline's degraded conditions.

@@ -4,8 +4,9 @@
 `schemas/commands/<command with / as .>.schema.json`, runs the handler from a dict,
 and always returns one envelope: `{"id", "command", "status": "ok", "data"}` or
 `{"id", "command", "status": "error", "error": {"code", "message", "details"}}`.
-A rejected command changes nothing. Commands are serialised by a lock, so transports
-may call from their own threads.
+A rejected command changes nothing. Transports call from their own threads; each
+handler runs on the owner thread (node/owner.py), one at a time. The command table
+(names, public/internal, schemas) is node/wire.py's COMMANDS, checked at construction.
 """
 
 from __future__ import annotations
