@@ -1,9 +1,11 @@
-"""The node: wires capture, pipeline, events, publisher, dispatcher and transports.
+"""The node's core: capture, pipeline, events, the dispatcher and the state's owner.
 
-Constructed by the CLI in the main thread; `start()` brings components up in
-dependency order and `stop()` takes them down in reverse. A state thread publishes the
-node's state on every change and once a second (ZeroMQ for web workers, MQTT when
-significant), and `stats` every `mqtt.stats_interval_s`.
+Built by node/wiring.py in the main thread, which adds transports (node/transport.py);
+`start()` brings components up in dependency order and `stop()` takes them down in
+reverse. The state thread owns the node's state: it runs every command (node/owner.py)
+and publishes the state, on every change and once a second, as the core topic `state`
+to every transport, and `stats` every `mqtt.stats_interval_s`. Frames go capture ->
+pipeline -> encoder -> ZeroMQ PUB without passing through it.
 
 Every long-lived thread runs under `self.supervisor` (node/supervisor.py); the state's
 `health` lists what it finds dead or stalled plus the pipeline's degraded conditions.
@@ -15,15 +17,16 @@ import logging
 import threading
 import time
 
-from node import __version__
+from node import __version__, transport, wire
 from node.broker import PrivateBroker
 from node.command_server import CommandServer
 from node.config import ConfigStore
 from node.dispatcher import Dispatcher
+from node.owner import Mailbox
 from node.events import EventEngine, make_snapshot
 from node.loader import InvalidParams, ModuleLoadError, Processor, Registry, UnknownModule
-from node.mqtt_bridge import MqttBridge
 from node.pipeline import Pipeline
+from node.transport import Transport
 from node.publisher import Publisher
 from node import supervisor as supervision
 from node.supervisor import Supervisor, beat
@@ -32,6 +35,7 @@ from processors.common import DEFAULT_COLOURS
 log = logging.getLogger(__name__)
 
 STATE_PERIOD = 1.0
+VIEWER_FRESH_S = 5.0  # a web worker silent longer has no viewers
 
 
 class PubEventSink:
@@ -41,25 +45,25 @@ class PubEventSink:
         self.publisher = publisher
 
     def event(self, event: dict) -> None:
-        self.publisher.event({"kind": "event", **event})
+        self.publisher.event({"kind": wire.EVENT_DETECTION, **event})
 
     def occupancy(self, roi: str, occupied: bool, count: int) -> None:
-        self.publisher.event({"kind": "occupancy", "roi": roi, "occupied": occupied,
+        self.publisher.event({"kind": wire.EVENT_OCCUPANCY, "roi": roi, "occupied": occupied,
                               "count": count})
 
     def motion(self, on: bool) -> None:
-        self.publisher.event({"kind": "motion", "on": on})
+        self.publisher.event({"kind": wire.EVENT_MOTION, "on": on})
 
     def snapshot(self, jpeg: bytes, ts: float) -> None:
-        self.publisher.event({"kind": "snapshot", "ts": ts}, jpeg)  # event thumbnails
+        self.publisher.event({"kind": wire.EVENT_SNAPSHOT, "ts": ts}, jpeg)  # event thumbnails
 
 
 class Node:
     """Owns all state of one camera node."""
 
-    def __init__(self, store: ConfigStore, mqtt_broker: tuple[str, int] | None = None,
-                 private_broker: PrivateBroker | None = None, web_url: str | None = None,
-                 mqtt_note: str | None = None):
+    def __init__(self, store: ConfigStore, private_broker: PrivateBroker | None = None,
+                 web_url: str | None = None, mqtt_note: str | None = None):
+        """Built by node/wiring.py (the composition root), which adds the broker link."""
         cfg = store.config
         self.store = store
         self.web_url = web_url
@@ -72,14 +76,18 @@ class Node:
                                  on_change=self.notify, on_frame=self.events.submit,
                                  supervisor=self.supervisor, encode=cfg.pipeline.encode,
                                  max_variants=cfg.pipeline.max_variants)
-        self.dispatcher = Dispatcher(self)
+        self.mailbox = Mailbox()  # served by the state thread, the state's one owner
+        self.dispatcher = Dispatcher(self, self.mailbox)
         self.commands = CommandServer(cfg.zmq.command, self.dispatcher,
                                       supervisor=self.supervisor)
-        self.mqtt: MqttBridge | None = None
-        if mqtt_broker is not None:
-            self.mqtt = MqttBridge(cfg.mqtt, mqtt_broker[0], mqtt_broker[1], self,
-                                   self.dispatcher)
-            self.events.sinks.append(self.mqtt)
+        # Everything the core says goes to these (node/transport.py), commands come back
+        # from them to the dispatcher. The ZeroMQ pair is built here because frames go
+        # through the publisher; others are added by node/wiring.py.
+        self.transports: list[Transport] = [self.publisher, self.commands]
+        for t in self.transports:
+            t.subscribe(self.dispatcher)
+        self._added: list = []  # started after the core, stopped before it
+        self.broker_link = None  # the added transport whose status() is the state's "mqtt"
         self._private_broker = private_broker
         self._mqtt_note = mqtt_note or "MQTT disabled in the configuration"
         self._changed = threading.Event()
@@ -99,31 +107,44 @@ class Node:
         self.events.set_rois(cfg.rois)
         self.events.start()
         self._load_initial_module()
-        self.pipeline.start_thread()
+        self.pipeline.open()
         self.commands.start()
-        if self.mqtt:
-            self.mqtt.start()
+        for t in self._added:
+            t.start()
         self._stop.clear()
         self._state_part = self.supervisor.spawn("state", self._state_loop, self._stop)
         if cfg.pipeline.autostart:
-            self.pipeline.start()
+            self.pipeline.start_camera()
 
     def stop(self) -> None:
         self._stop.set()
-        self._changed.set()
+        self.mailbox.wake()
         if self._state_part is not None:
             self._state_part.join(5)
             self._state_part = None
-        if self.mqtt:
-            self.mqtt.stop()
+        for t in reversed(self._added):
+            t.stop()
         self.commands.stop()
-        self.pipeline.stop_thread()
+        self.pipeline.close()
         self.events.stop()
         self.publish_state()
         self.publisher.stop()
         if self._private_broker:
             self._private_broker.stop()
         log.info("node stopped")
+
+    def add_transport(self, t, *, event_sink: bool = False, broker_link: bool = False) -> None:
+        """A transport built by node/wiring.py (before start): subscribed to the
+        dispatcher, sent every core topic, started after the core and stopped before it.
+        `event_sink`: it also takes the event engine's outputs (node/events.py EventSink);
+        `broker_link`: its status() is the state's `mqtt` field."""
+        t.subscribe(self.dispatcher)
+        self.transports.append(t)
+        self._added.append(t)
+        if event_sink:
+            self.events.sinks.append(t)
+        if broker_link:
+            self.broker_link = t
 
     def _load_initial_module(self) -> None:
         """Load the configured module; on failure stream unedited frames and say why."""
@@ -146,13 +167,23 @@ class Node:
         self.events.set_rois(cfg.rois)
         log.info("ROIs now %s (version %d)", ", ".join(sorted(cfg.rois)) or "none",
                  cfg.rois_version)
-        if self.mqtt:
-            self.mqtt.publish_rois()
-            for gone in previous - set(cfg.rois):
-                self.mqtt.clear_roi(gone, self.events.labels_of(gone))
-            self.mqtt.publish_discovery()
-        self.publisher.event({"kind": "rois", "version": cfg.rois_version, "rois": cfg.rois})
+        self._broadcast(transport.ROIS, {
+            "version": cfg.rois_version, "rois": cfg.rois,
+            "removed": {gone: self.events.labels_of(gone) for gone in previous - set(cfg.rois)}},
+            retain=True)
         self.notify()
+
+    def refresh(self) -> None:
+        """Every transport sends its retained messages again (`state/get`)."""
+        self._broadcast(transport.REFRESH, None)
+
+    def _broadcast(self, topic: str, payload, retain: bool = False) -> None:
+        """A core topic to every transport (node/transport.py); one failing is logged."""
+        for t in self.transports:
+            try:
+                t.publish(topic, payload, retain)
+            except Exception:
+                log.exception("transport %s failed on %s", type(t).__name__, topic)
 
     def snapshot(self) -> dict | None:
         """Publish the newest frame on the MQTT `snapshot` topic; None before any frame."""
@@ -164,32 +195,45 @@ class Node:
         snap = make_snapshot(jpeg, ev.snapshot_height, ev.snapshot_max_bytes)
         if snap is None:
             return None
-        if self.mqtt:
-            self.mqtt.snapshot(snap, ts)
+        self._broadcast(transport.SNAPSHOT, (snap, ts))
         return {"bytes": len(snap), "ts": ts, "kind": kind,
-                "topic": self.mqtt.topics.snapshot if self.mqtt else None}
+                "topic": getattr(self.broker_link, "snapshot_topic", None)}
 
     # -- state ---------------------------------------------------------------------------
     def notify(self) -> None:
         """Something changed: publish state now (any thread)."""
-        self._changed.set()
+        if not self._changed.is_set():
+            self._changed.set()
+            self.mailbox.wake()
 
     def viewers_report(self, worker: str, viewers: int, fps: list[float],
                        bytes_sent: int = 0, variants: dict | None = None) -> None:
         """A web worker's viewers and their fps (dispatcher thread, every second, and at
-        once when a stream or variant gets its first viewer or loses its last)."""
+        once when a stream or variant gets its first viewer or loses its last).
+
+        The command thread is the only writer of the reports: it replaces the mapping
+        (copy on write) and never changes one that was handed out, so the state thread
+        reads a whole snapshot without a lock. Silent workers are dropped here too."""
+        now = time.monotonic()
         before = self._viewers.get(worker, (0, None))[1]
-        self._viewers[worker] = (time.monotonic(), viewers, fps, dict(variants or {}))
-        self._bytes_sent[worker] = bytes_sent  # kept after a worker goes: a counter
-        self._push_demand(self._viewers)
+        reports = {w: v for w, v in self._viewers.items() if now - v[0] < VIEWER_FRESH_S}
+        reports[worker] = (now, viewers, tuple(fps), dict(variants or {}))
+        self._viewers = reports
+        self._bytes_sent = {**self._bytes_sent, worker: bytes_sent}  # kept: a counter
+        self._push_demand(reports)
         if viewers != before:
             self.notify()
+
+    def _fresh_viewers(self) -> dict:
+        """The reports of workers heard from in the last VIEWER_FRESH_S (any thread)."""
+        now = time.monotonic()
+        return {w: v for w, v in self._viewers.items() if now - v[0] < VIEWER_FRESH_S}
 
     def _push_demand(self, reports: dict) -> None:
         """Who watches what, over all workers, to the encoder (node/encoder.py)."""
         variants: dict[str, int] = {}
         total = 0
-        for v in list(reports.values()):
+        for v in reports.values():
             total += v[1]
             for key, n in (v[3] if len(v) > 3 else {}).items():
                 variants[key] = variants.get(key, 0) + n
@@ -197,15 +241,15 @@ class Node:
 
     def worker_reported(self, pid: int) -> bool:
         """Whether the web worker process `pid` (on this host) reported in the last 5 s."""
-        now = time.monotonic()
-        return any(w.endswith(f":{pid}") and now - v[0] < 5 for w, v in list(self._viewers.items()))
+        return any(w.endswith(f":{pid}") for w in self._fresh_viewers())
 
     def viewer_summary(self) -> dict:
-        now = time.monotonic()
-        fresh = {w: v for w, v in self._viewers.items() if now - v[0] < 5}
-        if len(fresh) != len(self._viewers):  # a worker went silent: its viewers too
+        """Viewers over the workers that reported lately (state thread; reads a snapshot
+        of the reports and changes nothing but the encoder's demand)."""
+        reports = self._viewers
+        fresh = self._fresh_viewers()
+        if len(fresh) != len(reports) and self.mailbox.owns():  # a worker went silent
             self._push_demand(fresh)
-        self._viewers = fresh
         fps = sorted(f for v in fresh.values() for f in v[2])
         return {"viewers": sum(v[1] for v in fresh.values()), "web_workers": len(fresh),
                 "viewer_fps_min": fps[0] if fps else None,
@@ -237,8 +281,8 @@ class Node:
             "uptime_s": round(time.time() - self._started_at, 1),
             "last_error": s.get("module_error") or s.get("module_last_error") or self.last_error,
             "commands": dict(self.dispatcher.counts),
-            "mqtt": self.mqtt.status() if self.mqtt else {"enabled": False, "connected": False,
-                                                          "last_error": self._mqtt_note},
+            "mqtt": self.broker_link.status() if self.broker_link else {
+                "enabled": False, "connected": False, "last_error": self._mqtt_note},
             "detections": self.events.state(),
             "health": self.health(),
             "rois_version": cfg.rois_version,
@@ -274,27 +318,36 @@ class Node:
     def publish_state(self) -> dict:
         """State to the web workers (always) and MQTT (when significant); returns it."""
         state = self.state()
-        self.publisher.state(state)
-        if self.mqtt:
-            self.mqtt.publish_state(state)
+        self._broadcast(transport.STATE, state, retain=True)
         return state
 
     def _state_loop(self) -> None:
-        """The state thread's loop (run, and restarted after a crash, by the supervisor)."""
+        """The state thread's loop (run, and restarted after a crash, by the supervisor):
+        the owner of the node's state. It runs every command (node/owner.py) and
+        publishes the state on change and every STATE_PERIOD."""
+        self.mailbox.attach()
+        try:
+            self._serve()
+        finally:
+            self.mailbox.detach()  # commands run inline until the supervisor restarts us
+
+    def _serve(self) -> None:
         last_stats = time.monotonic()
+        due = 0.0
         while not self._stop.is_set():
             beat()
-            self._changed.wait(STATE_PERIOD)
-            self._changed.clear()
+            self.mailbox.serve(min(STATE_PERIOD, due - time.monotonic()))
             if self._stop.is_set():
                 break
+            if not self._changed.is_set() and time.monotonic() < due:
+                continue
+            self._changed.clear()
+            due = time.monotonic() + STATE_PERIOD
             try:
-                state = self.publish_state()
-                if self.mqtt:  # only sends when modules or ROIs changed
-                    self.mqtt.publish_discovery(modules=state["modules"])
-                    if time.monotonic() - last_stats >= self.store.config.mqtt.stats_interval_s:
-                        last_stats = time.monotonic()
-                        self.mqtt.publish_stats(self.stats())
+                self.publish_state()
+                if time.monotonic() - last_stats >= self.store.config.mqtt.stats_interval_s:
+                    last_stats = time.monotonic()
+                    self._broadcast(transport.STATS, self.stats())
             except Exception:
                 log.exception("publishing state failed")
 

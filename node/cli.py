@@ -95,7 +95,8 @@ def _local(endpoint: str) -> str:
     return re.sub(r"^tcp://(0\.0\.0\.0|\*|\[::\])", "tcp://127.0.0.1", endpoint)
 
 
-def _wait_for_signal(stop: threading.Event) -> None:
+def _stop_on_signal(stop: threading.Event) -> None:
+    """SIGINT and SIGTERM set `stop` (main thread; returns at once)."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
@@ -206,8 +207,8 @@ class Workers:
 
 def _start_node(store: ConfigStore, web_url: str | None = None):
     """Find the MQTT broker (maybe start a private one), then start the node."""
-    from node.app import Node
     from node.broker import resolve_broker
+    from node.wiring import build_node
     from node.curve import node_keys
 
     cfg = store.config
@@ -218,7 +219,7 @@ def _start_node(store: ConfigStore, web_url: str | None = None):
             broker, private = (found[0], found[1]), found[2]
         else:
             note = "no MQTT broker: set mqtt.host, or install mosquitto"
-    node = Node(store, broker, private, web_url, note)
+    node = build_node(store, broker, private, web_url, note)
     # The command socket takes only CURVE clients holding a key (node/curve.py).
     node.commands.keys = node_keys(cfg.base_dir)
     try:
@@ -236,7 +237,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = _load(args)
     cfg = store.config
     stop = threading.Event()
-    _wait_for_signal(stop)
+    _stop_on_signal(stop)
     sockets = netutil.bind_sockets(cfg.web.port, cfg.web.host, backlog=1024)
     sock = sockets[0]
     for extra in sockets[1:]:
@@ -283,7 +284,7 @@ def _worker_args(cfg: Config) -> list[str]:
 def cmd_node(args: argparse.Namespace) -> int:
     store = _load(args)
     stop = threading.Event()
-    _wait_for_signal(stop)
+    _stop_on_signal(stop)
     node = _start_node(store)
     log.info("node %s running: frames on %s, commands on %s", store.config.node_id,
              node.publisher.endpoint, node.commands.endpoint)

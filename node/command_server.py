@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import zmq
 
@@ -17,6 +18,7 @@ from node import strictjson
 from node.curve import CurveGuard, ServerKeys
 from node.dispatcher import MAX_PAYLOAD, Dispatcher, error
 from node.supervisor import Supervisor, beat
+from node.transport import CommandHandler
 from node.wire import encode_json
 
 # A REST body (at most MAX_PAYLOAD bytes) arrives JSON-escaped inside the message: up
@@ -42,6 +44,13 @@ class CommandServer:
         self._sock: zmq.Socket | None = None
         self._stop = threading.Event()
         self._part = None
+
+    # -- node/transport.py's interface: commands in, nothing published -----------------------
+    def subscribe(self, handler: "CommandHandler") -> None:
+        self.dispatcher = handler
+
+    def publish(self, topic: str, payload: Any, retain: bool = False) -> None:
+        """Replies only: news reaches web workers over the PUB socket."""
 
     def start(self) -> None:
         if self._sock is not None:

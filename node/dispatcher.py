@@ -4,8 +4,9 @@
 `schemas/commands/<command with / as .>.schema.json`, runs the handler from a dict,
 and always returns one envelope: `{"id", "command", "status": "ok", "data"}` or
 `{"id", "command", "status": "error", "error": {"code", "message", "details"}}`.
-A rejected command changes nothing. Commands are serialised by a lock, so transports
-may call from their own threads.
+A rejected command changes nothing. Transports call from their own threads; each
+handler runs on the owner thread (node/owner.py), one at a time. The command table
+(names, public/internal, schemas) is node/wire.py's COMMANDS, checked at construction.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from node import strictjson
 from node.config import ConfigError, roi_issues
+from node.owner import Mailbox, OwnerBusy
 from node.loader import InvalidParams, ModuleLoadError, UnknownModule
-from node.schemas import ValidationIssue, has_schema, roi_name_pattern, validate
-from node.wire import reply_error, reply_ok
+from node.schemas import ValidationIssue, has_schema, roi_name_pattern, validate, validator
+from node.wire import COMMANDS, INTERNAL_COMMANDS, reply_error, reply_ok
 
 if TYPE_CHECKING:
     from node.app import Node
@@ -26,8 +28,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD = 64 * 1024
-# Sent by web workers every second over ZeroMQ only: not logged, not counted.
-INTERNAL = frozenset({"viewers/report", "picture/request"})
+# Sent by web workers over ZeroMQ only: not logged, not counted (node/wire.py's table).
+INTERNAL = INTERNAL_COMMANDS
+
+
+class CommandTableError(RuntimeError):
+    """The command table (node/wire.py) and the handlers or schemas disagree: a bug in
+    the installation or the code, refused at start-up rather than run unvalidated."""
 
 
 class CommandError(Exception):
@@ -50,12 +57,37 @@ def request_id_of(payload: Any) -> Any:
     return rid if not isinstance(rid, str) or len(rid) <= 128 else None
 
 
+def check_table(handlers: dict[str, Callable]) -> dict[str, str]:
+    """Every command of node/wire.py's table has a handler and a readable, valid schema,
+    and every handler is in the table; returns each command's schema name. Raises
+    CommandTableError naming what is missing (called once, when the node is built)."""
+    problems = []
+    names = {c.name for c in COMMANDS}
+    for c in COMMANDS:
+        if c.name not in handlers:
+            problems.append(f"{c.name}: no handler")
+        if not has_schema(c.schema):
+            problems.append(f"{c.name}: no schema file schemas/{c.schema}.schema.json")
+            continue
+        try:
+            validator(c.schema)
+        except Exception as exc:  # unreadable JSON or an invalid schema
+            problems.append(f"{c.name}: schema schemas/{c.schema}.schema.json unusable: {exc}")
+    problems += [f"{name}: handler without an entry in node/wire.py's COMMANDS"
+                 for name in sorted(set(handlers) - names)]
+    if problems:
+        raise CommandTableError("command table broken: " + "; ".join(problems))
+    return {c.name: c.schema for c in COMMANDS}
+
+
 class Dispatcher:
     """Routes commands to handlers of the node. Called from transport threads."""
 
-    def __init__(self, node: "Node"):
+    def __init__(self, node: "Node", mailbox: Mailbox | None = None):
         self.node = node
-        self._lock = threading.Lock()
+        # Handlers run on the owner thread (node/owner.py), one at a time, whichever
+        # transport's thread called `handle`.
+        self.mailbox = mailbox or Mailbox()
         self._handlers: dict[str, Callable[[dict], Any]] = {
             "pipeline/start": self._pipeline_start,
             "pipeline/stop": self._pipeline_stop,
@@ -72,7 +104,9 @@ class Dispatcher:
             "roi/replace": self._roi_replace,
             "snapshot": self._snapshot,
         }
-        self.counts: dict[str, int] = {"ok": 0, "error": 0}
+        self._counts: dict[str, int] = {"ok": 0, "error": 0}
+        self._counts_lock = threading.Lock()  # transports answer from their own threads
+        self._schemas = check_table(self._handlers)
 
     @property
     def commands(self) -> list[str]:
@@ -100,14 +134,14 @@ class Dispatcher:
             return self._count(error(request_id, command, "unknown_command",
                                      f"unknown command {command!r}",
                                      [ValidationIssue("$", f"known: {', '.join(self.commands)}")]))
-        schema = "commands/" + command.replace("/", ".")
-        issues = validate(schema, payload) if has_schema(schema) else []
+        issues = validate(self._schemas[command], payload)
         if issues:
             return self._count(error(request_id, command, "validation_failed",
                                      f"{command}: {len(issues)} invalid field(s)", issues))
         try:
-            with self._lock:
-                data = handler(payload)
+            data = self.mailbox.call(handler, payload)
+        except OwnerBusy as exc:
+            return self._count(error(request_id, command, "unavailable", str(exc)))
         except CommandError as exc:
             return self._count(error(request_id, command, exc.code, exc.message, exc.details))
         except Exception:
@@ -119,30 +153,36 @@ class Dispatcher:
         log.info("command %s done", command)
         return self._count(ok(request_id, command, data))
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """Answers given so far, ok and error (a copy; any thread)."""
+        with self._counts_lock:
+            return dict(self._counts)
+
     def _count(self, envelope: dict) -> dict:
-        self.counts[envelope["status"]] += 1
+        with self._counts_lock:
+            self._counts[envelope["status"]] += 1
         if envelope["status"] == "error":
             log.info("command %s refused: %s", envelope["command"], envelope["error"]["message"])
         return envelope
 
-    # -- handlers (run under the lock) --------------------------------------------------
+    # -- handlers (run on the owner thread) --------------------------------------------------
     def _pipeline_start(self, payload: dict) -> dict:
-        self.node.pipeline.start()
+        self.node.pipeline.start_camera()
         return self.node.state()
 
     def _pipeline_stop(self, payload: dict) -> dict:
-        self.node.pipeline.stop()
+        self.node.pipeline.stop_camera()
         return self.node.state()
 
     def _pipeline_restart(self, payload: dict) -> dict:
-        self.node.pipeline.stop()
-        self.node.pipeline.start()
+        self.node.pipeline.stop_camera()
+        self.node.pipeline.start_camera()
         return self.node.state()
 
     def _state_get(self, payload: dict) -> dict:
         self.node.publish_state()
-        if self.node.mqtt:
-            self.node.mqtt.republish()
+        self.node.refresh()  # every retained message again, on every transport
         return self.node.state()
 
     def _module_list(self, payload: dict) -> list[dict]:

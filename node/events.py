@@ -31,7 +31,8 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from types import MappingProxyType
+from typing import Callable, Mapping, Protocol
 
 import numpy as np
 
@@ -245,6 +246,26 @@ class Tracker:
         return counts
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """What the event engine shows the rest of the node: occupancy per ROI and per
+    (ROI, label) as (occupied, count), `motion` ("some object is tracked", any label) and
+    the number of tracks. Built by the events thread, never changed after."""
+    occupied: Mapping[str, tuple[bool, int]] = field(
+        default_factory=lambda: MappingProxyType({}))
+    label_occupied: Mapping[tuple[str, str], tuple[bool, int]] = field(
+        default_factory=lambda: MappingProxyType({}))
+    motion: bool = False
+    tracks: int = 0
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Outputs) and dict(self.occupied) == dict(other.occupied)
+                and dict(self.label_occupied) == dict(other.label_occupied)
+                and (self.motion, self.tracks) == (other.motion, other.tracks))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class EventEngine:
     """Owns the events thread, the tracker and the debounced occupancy/motion states."""
 
@@ -258,13 +279,17 @@ class EventEngine:
         self._queue: queue.Queue = queue.Queue(maxsize=64)
         self._stop = threading.Event()
         self._part = None
-        self._pending_rois: dict | None = None
+        # ROI edits reach the events thread through its own queue, in order (never lost).
+        self._roi_edits: queue.SimpleQueue = queue.SimpleQueue()
         self._labels: tuple[str, ...] = ()
-        self.occupied: dict[str, tuple[bool, int]] = {}
+        # Owned by the events thread; other threads read `outputs` (an immutable snapshot
+        # replaced, never changed, after every step that changed something).
+        self._occupied: dict[str, tuple[bool, int]] = {}
         self._last_in: dict[str, float] = {}
-        self.label_occupied: dict[tuple[str, str], tuple[bool, int]] = {}
+        self._label_occupied: dict[tuple[str, str], tuple[bool, int]] = {}
         self._label_last_in: dict[tuple[str, str], float] = {}
-        self.motion_on = False
+        self._motion_on = False
+        self.outputs = Outputs()
         self._last_motion = 0.0
         self._last_snapshot = 0.0
         self.dropped = 0
@@ -284,7 +309,22 @@ class EventEngine:
             self._part = None
 
     def set_rois(self, rois: dict) -> None:
-        self._pending_rois = dict(rois)
+        """New ROIs (the command thread): applied by the events thread at its next step,
+        edits in the order they were made. Never blocks."""
+        self._roi_edits.put({k: dict(v) for k, v in rois.items()})
+
+    # Read-only views of the newest outputs (any thread; never changed once read).
+    @property
+    def occupied(self) -> Mapping[str, tuple[bool, int]]:
+        return self.outputs.occupied
+
+    @property
+    def label_occupied(self) -> Mapping[tuple[str, str], tuple[bool, int]]:
+        return self.outputs.label_occupied
+
+    @property
+    def motion_on(self) -> bool:
+        return self.outputs.motion
 
     def set_labels(self, labels) -> None:
         """The labels the current module tracks (from its `status()["labels"]`): each
@@ -293,7 +333,7 @@ class EventEngine:
 
     def labels_of(self, roi: str) -> list[str]:
         """Labels with per-label topics for `roi` (tracked now or seen), any thread."""
-        seen = {label for (name, label) in list(self.label_occupied) if name == roi}
+        seen = {label for (name, label) in self.outputs.label_occupied if name == roi}
         return sorted(seen | set(self._labels))
 
     def submit(self, detections: list, ts: float, jpeg: bytes | np.ndarray | None, width: int,
@@ -306,12 +346,16 @@ class EventEngine:
             self.dropped += 1
 
     def state(self) -> dict:
+        """The state's `detections` (any thread, from the newest `outputs`). `motion`
+        means "some object is tracked" (any label), held for occupancy_off_delay_s; it
+        keeps its name because it is the MQTT `motion` topic's contract."""
+        out = self.outputs
         labels: dict[str, dict] = {}
-        for (roi, label), (occupied, count) in sorted(self.label_occupied.items()):
+        for (roi, label), (occupied, count) in sorted(out.label_occupied.items()):
             labels.setdefault(roi, {})[label] = {"occupied": occupied, "count": count}
-        return {"motion": self.motion_on, "tracks": len(self.tracker.confirmed()),
+        return {"motion": out.motion, "tracks": out.tracks,
                 "occupancy": {k: {"occupied": v[0], "count": v[1]}
-                              for k, v in self.occupied.items()},
+                              for k, v in out.occupied.items()},
                 "label_occupancy": labels}
 
     # -- events thread -------------------------------------------------------------------
@@ -328,14 +372,17 @@ class EventEngine:
                 log.exception("event processing failed")
 
     def _step(self, item) -> None:
-        if self._pending_rois is not None:
-            rois, self._pending_rois = self._pending_rois, None
+        while True:
+            try:
+                rois = self._roi_edits.get_nowait()
+            except queue.Empty:
+                break
             self.tracker.rois = rois
-            for gone in set(self.occupied) - set(rois):
-                del self.occupied[gone]
+            for gone in set(self._occupied) - set(rois):
+                del self._occupied[gone]
                 self._last_in.pop(gone, None)
-            for key in [k for k in self.label_occupied if k[0] not in rois]:
-                del self.label_occupied[key]
+            for key in [k for k in self._label_occupied if k[0] not in rois]:
+                del self._label_occupied[key]
                 self._label_last_in.pop(key, None)
         if item is None:
             events, now, jpeg = self.tracker.expire(self._clock()), self._clock(), None
@@ -355,6 +402,16 @@ class EventEngine:
         self._update_occupancy(now)
         self._update_label_occupancy(now)
         self._update_motion(now)
+        self._publish_outputs()
+
+    def _publish_outputs(self) -> None:
+        """Replace `outputs` when something changed (one reference assignment: readers
+        see the old snapshot or the new one, whole)."""
+        out = Outputs(MappingProxyType(dict(self._occupied)),
+                      MappingProxyType(dict(self._label_occupied)), self._motion_on,
+                      len(self.tracker.confirmed()))
+        if out != self.outputs:
+            self.outputs = out
 
     def _update_occupancy(self, now: float) -> None:
         for name, count in self.tracker.roi_counts().items():
@@ -363,8 +420,8 @@ class EventEngine:
             held = now - self._last_in.get(name, -1e18) < self.cfg.occupancy_off_delay_s
             occupied = count > 0 or held
             shown_count = count
-            if self.occupied.get(name) != (occupied, shown_count):
-                self.occupied[name] = (occupied, shown_count)
+            if self._occupied.get(name) != (occupied, shown_count):
+                self._occupied[name] = (occupied, shown_count)
                 self._emit("occupancy", name, occupied, shown_count)
 
     def _update_label_occupancy(self, now: float) -> None:
@@ -373,8 +430,8 @@ class EventEngine:
                 self._label_last_in[key] = now
             held = now - self._label_last_in.get(key, -1e18) < self.cfg.occupancy_off_delay_s
             value = (count > 0 or held, count)
-            if self.label_occupied.get(key) != value:
-                self.label_occupied[key] = value
+            if self._label_occupied.get(key) != value:
+                self._label_occupied[key] = value
                 self._emit("label_occupancy", key[0], key[1], *value)
 
     def _update_motion(self, now: float) -> None:
@@ -382,8 +439,8 @@ class EventEngine:
         if tracked:
             self._last_motion = now
         on = tracked or now - self._last_motion < self.cfg.occupancy_off_delay_s
-        if on != self.motion_on:
-            self.motion_on = on
+        if on != self._motion_on:
+            self._motion_on = on
             self._emit("motion", on)
 
     def _emit(self, what: str, *args) -> None:

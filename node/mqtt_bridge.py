@@ -27,13 +27,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from node import response_topic, strictjson
+from node import response_topic, strictjson, transport
 from node.config import MqttConfig
 from node.discovery import discovery_payload, labels_of, sent_components
 from node.dispatcher import MAX_PAYLOAD, Dispatcher, error, request_id_of
 from node.loader import UnknownModule
 from node.supervisor import Supervisor, beat, guarded
 from node.topics import Topics
+from node.transport import CommandHandler
 
 if TYPE_CHECKING:
     from node.app import Node
@@ -96,13 +97,17 @@ class MqttBridge:
         self.dispatcher = dispatcher
         node_cfg = node.store.config
         self.topics = Topics.for_node(cfg.base_topic, node_cfg.node_id, cfg.discovery_prefix)
+        # Written by the `mqtt-commands` thread only (and by stop() once it has ended):
+        # True once announced, False on the first drop it hears of.
         self.connected = False
         self.last_error: str | None = None
         self.connects = 0
+        # paho's thread posts ("up"|"down"|"refused", detail) here, in order; the worker
+        # acts on the newest, so a drop between connect and announce leaves it False.
+        self._link: queue.SimpleQueue = queue.SimpleQueue()
         self._client: mqtt.Client | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=100)
         self._stop = threading.Event()
-        self._announce_due = threading.Event()
         self._worker = None  # the `mqtt` part of node.supervisor
         self._last_state: dict | None = None
         self._last_state_at = 0.0
@@ -178,9 +183,9 @@ class MqttBridge:
     # -- paho callbacks (paho's network thread: hand work over only) ---------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            self.last_error = f"connection refused: {reason_code}"
             log.error("MQTT: broker %s:%d refused the connection: %s", self.host, self.port,
                       reason_code)
+            self._link.put(("refused", f"connection refused: {reason_code}"))
             return
         self.connects += 1
         t = self.topics
@@ -189,15 +194,10 @@ class MqttBridge:
         opts = SubscribeOptions(qos=1, retainAsPublished=True) if self.cfg.protocol == "5" else 1
         client.subscribe([(t.request_filter, opts), (t.pipeline_set, opts), (t.module_set, opts),
                           (t.ha_status, opts)])
-        self._announce_due.set()  # never lost, however full the command queue is
+        self._link.put(("up", ""))  # never lost, however full the command queue is
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        was = self.connected
-        self.connected = False
-        if was and not self._stop.is_set():
-            self.last_error = f"disconnected: {reason_code}"
-            log.warning("MQTT: lost the broker (%s); reconnecting", reason_code)
-            self.node.notify()
+        self._link.put(("down", f"disconnected: {reason_code}"))
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -218,12 +218,7 @@ class MqttBridge:
                 msg = self._queue.get(timeout=0.2)
             except queue.Empty:
                 msg = None
-            if self._announce_due.is_set():  # before any message of the new connection
-                self._announce_due.clear()
-                try:
-                    self._announce()
-                except Exception:
-                    log.exception("MQTT: announcing after connect failed")
+            self._follow_link()  # before any message of the new connection
             if msg is None:
                 continue
             try:
@@ -231,6 +226,31 @@ class MqttBridge:
             except Exception:
                 log.exception("MQTT: handling a message failed")
                 self._answer_failure(msg)
+
+    def _follow_link(self) -> None:
+        """Catch up with paho's connection news (command thread, the only writer of
+        `connected`): announce after the newest "up", go offline after a "down"."""
+        news = []
+        while True:
+            try:
+                news.append(self._link.get_nowait())
+            except queue.Empty:
+                break
+        for i, (kind, detail) in enumerate(news):
+            if kind == "up":
+                if i == len(news) - 1:  # a later drop or connect supersedes this one
+                    try:
+                        self._announce()
+                    except Exception:
+                        log.exception("MQTT: announcing after connect failed")
+            elif kind == "refused":
+                self.last_error = detail
+            else:
+                was, self.connected = self.connected, False
+                if was and not self._stop.is_set():
+                    self.last_error = detail
+                    log.warning("MQTT: lost the broker (%s); reconnecting", detail)
+                    self.node.notify()
 
     def _answer_failure(self, msg: mqtt.MQTTMessage) -> None:
         """Still one answer when handling a request raised (a bug): internal_error."""
@@ -321,6 +341,31 @@ class MqttBridge:
         except (ValueError, TypeError) as exc:  # a topic or payload paho refuses
             log.warning("MQTT: cannot publish on %.200r: %s", topic, exc)
 
+    # -- node/transport.py's interface -----------------------------------------------------
+    def publish(self, topic: str, payload: Any, retain: bool = False) -> None:
+        """Core topics onto MQTT topics (node/topics.py). Owner thread, mostly."""
+        if topic == transport.STATE:
+            self.publish_state(payload)
+            self.publish_discovery(modules=payload["modules"])  # sent only when changed
+        elif topic == transport.STATS:
+            self.publish_stats(payload)
+        elif topic == transport.ROIS:
+            self.publish_rois()
+            for gone, labels in payload.get("removed", {}).items():
+                self.clear_roi(gone, labels)
+            self.publish_discovery()
+        elif topic == transport.REFRESH:
+            self.republish()
+        elif topic == transport.SNAPSHOT:
+            self.snapshot(*payload)
+
+    def subscribe(self, handler: CommandHandler) -> None:
+        self.dispatcher = handler
+
+    @property
+    def snapshot_topic(self) -> str:
+        return self.topics.snapshot
+
     def republish(self, force_discovery: bool = False) -> None:
         """Every retained topic again (on connect and for `state/get`)."""
         node = self.node
@@ -328,12 +373,12 @@ class MqttBridge:
         self.publish_state(state, force=True)
         self.publish_rois()
         self._publish(self.topics.info, node.info(), retain=True)
-        occupancy = node.events.occupied if node.events else {}
-        for roi, (occupied, count) in occupancy.items():
-            self.occupancy(roi, occupied, count)
-        if node.events:
-            self.motion(node.events.motion_on)
-            for (roi, label), (occupied, count) in dict(node.events.label_occupied).items():
+        if node.events:  # one immutable snapshot of the events thread's outputs
+            out = node.events.outputs
+            for roi, (occupied, count) in out.occupied.items():
+                self.occupancy(roi, occupied, count)
+            self.motion(out.motion)
+            for (roi, label), (occupied, count) in out.label_occupied.items():
                 self.label_occupancy(roi, label, occupied, count)
         self.publish_discovery(force=force_discovery, modules=state["modules"])
 

@@ -82,18 +82,20 @@ class Pipeline:
         self._reconnects_before = 0
 
     # -- lifetime (node main thread) --------------------------------------------------
-    def start_thread(self) -> None:
+    def open(self) -> None:
+        """Spawn the pipeline thread (frames flow once `start_camera` opens the camera)."""
         if self._part is not None and self._part.alive:
             return
         self._stop.clear()
         self._part = self.supervisor.spawn("pipeline", self._run, self._stop)
 
-    def stop_thread(self) -> None:
+    def close(self) -> None:
+        """For good: the pipeline thread, the camera and the module (node shutdown)."""
         self._stop.set()
         if self._part is not None:
             self._part.join(5)
             self._part = None
-        self.stop()
+        self.stop_camera()
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.retire()  # closes its module
@@ -102,7 +104,7 @@ class Pipeline:
             self._processor.close()
 
     # -- commands (dispatcher thread) ---------------------------------------------------
-    def start(self) -> bool:
+    def start_camera(self) -> bool:
         """Open the camera and process frames. False if already running."""
         with self._lock:
             if self.running:
@@ -119,7 +121,7 @@ class Pipeline:
         self._on_change()
         return True
 
-    def stop(self) -> bool:
+    def stop_camera(self) -> bool:
         """Stop processing and release the camera. False if already stopped."""
         with self._lock:
             if not self.running:
@@ -330,12 +332,12 @@ class Pipeline:
                 self._on_frame(result.detections, done.ts, None, *done.size)
             return
         out = result.frame
-        t1 = time.perf_counter()
         self._times.append(time.time())
         plan = self.output.plan(done.ts)  # who needs a picture of this frame
         if plan and self.stamp_frames:
             stamp(out, worker.processor.name, done.ts, self._fps(),
                   result.error or self._module_error)
+        t1 = time.perf_counter()  # encode_ms times the encoding, not the stamping
         jpeg = self._publish(out, done.ts, worker.processor.name, wire.KIND_LIVE, plan)
         t2 = time.perf_counter()
         if plan:  # frames nobody needed are counted in `encoding`, not timed here

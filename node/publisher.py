@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import zmq
 
-from node import wire
+from node import transport, wire
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,18 @@ class Publisher:
     def variant(self, header: wire.FrameHeader, jpeg: bytes) -> None:
         """A variant's frame (node/variants.py), on its own topic."""
         self._send([wire.TOPIC_VARIANT, header.encode(), jpeg])
+
+    # -- node/transport.py's interface ----------------------------------------------------
+    def publish(self, topic: str, payload: Any, retain: bool = False) -> None:
+        """Core topics for web workers: the state, and ROI edits as an event."""
+        if topic == transport.STATE:
+            self.state(payload)
+        elif topic == transport.ROIS:
+            self.event({"kind": wire.EVENT_ROIS, "version": payload["version"],
+                        "rois": payload["rois"]})
+
+    def subscribe(self, handler: Any) -> None:
+        """Nothing comes back over the PUB socket (commands: node/command_server.py)."""
 
     def state(self, state: dict) -> None:
         self._send([wire.TOPIC_STATE, wire.encode_json(state), b""])

@@ -10,7 +10,9 @@ PUB socket (node -> web workers), multipart messages `[topic, header, body]`:
   A separate topic, so a worker subscribes to variants apart from the stream.
 - `state`: header is the state JSON, body empty. Published on change and every second,
   so a worker that joins late or lost a message catches up without polling.
-- `event`: header is an event JSON (detections, errors), body empty.
+- `event`: header is an event JSON whose `kind` is one of the EVENT_* constants below
+  (detections, occupancy, motion, ROI edits); the body is empty except for
+  `EVENT_SNAPSHOT`, whose body is the event thumbnail's JPEG.
 
 Subscribers drain their socket and keep only the newest frame (ZeroMQ CONFLATE would
 keep only the last *part* of a multipart message, so we do not use it).
@@ -33,9 +35,51 @@ TOPIC_VARIANT = b"vframe"
 TOPIC_STATE = b"state"
 TOPIC_EVENT = b"event"
 
+# `kind` of an `event` message's header (built in node/app.py, read by web workers).
+EVENT_DETECTION = "event"
+EVENT_OCCUPANCY = "occupancy"
+EVENT_MOTION = "motion"
+EVENT_SNAPSHOT = "snapshot"
+EVENT_ROIS = "rois"
+
 KIND_LIVE = "live"
 KIND_NOSIGNAL = "nosignal"
 KIND_STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One entry of the command table. `public`: reachable over REST and MQTT; internal
+    commands (web workers' reports) are accepted over the ZeroMQ command socket only."""
+    name: str
+    public: bool = True
+
+    @property
+    def schema(self) -> str:
+        """Its payload schema, `schemas/<this>.schema.json` (must exist: checked at start)."""
+        return "commands/" + self.name.replace("/", ".")
+
+
+# Every command the node answers, whatever the transport. The dispatcher checks at start
+# that each has a handler and a schema; REST (web/handlers.py) and MQTT read it.
+COMMANDS: tuple[Command, ...] = (
+    Command("pipeline/start"),
+    Command("pipeline/stop"),
+    Command("pipeline/restart"),
+    Command("module/set"),
+    Command("module/list"),
+    Command("state/get"),
+    Command("roi/get"),
+    Command("roi/add"),
+    Command("roi/update"),
+    Command("roi/delete"),
+    Command("roi/replace"),
+    Command("snapshot"),
+    Command("viewers/report", public=False),  # every web worker, every second
+    Command("picture/request", public=False),  # a web worker wants the next frame encoded
+)
+PUBLIC_COMMANDS = frozenset(c.name for c in COMMANDS if c.public)
+INTERNAL_COMMANDS = frozenset(c.name for c in COMMANDS if not c.public)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import time
 from tornado import web
 
 from web import metrics
+from node import wire
 from node.wire import reply_error
 from web.auth import SESSION_COOKIE, SESSION_DAYS, session_id, session_user
 from node.variants import VariantError, parse_request
@@ -32,10 +33,9 @@ HTTP_STATUS = {"ok": 200, "invalid_json": 400, "too_large": 413, "validation_fai
                "exists": 409, "version_conflict": 409, "module_error": 422,
                "unavailable": 503, "internal_error": 500}
 
-# Commands the REST API forwards; internal ones (worker reports) are not reachable.
-PUBLIC_COMMANDS = {"pipeline/start", "pipeline/stop", "pipeline/restart", "module/set",
-                   "module/list", "state/get", "roi/add", "roi/update", "roi/delete",
-                   "roi/replace", "roi/get", "snapshot"}
+# Commands the REST API forwards (node/wire.py's table); internal ones (worker reports)
+# are not reachable.
+PUBLIC_COMMANDS = wire.PUBLIC_COMMANDS
 
 
 class SnapshotHandler(BaseHandler):

@@ -16,6 +16,7 @@ from typing import Callable
 
 from tornado import websocket
 
+from node import wire
 from web.auth import session_id, session_user
 from web.base import host_refusal
 
@@ -104,17 +105,17 @@ class LiveHub:
 
     def on_event(self, event: dict, body: bytes) -> None:
         kind = event.get("kind")
-        if kind == "event":
+        if kind == wire.EVENT_DETECTION:
             entry = self.events.add_event({k: v for k, v in event.items() if k != "kind"})
             self.broadcast("event", self.events.public(entry))
-        elif kind == "snapshot" and body:
+        elif kind == wire.EVENT_SNAPSHOT and body:
             for entry in self.events.add_snapshot(body, event.get("ts", time.time())):
                 self.broadcast("event", self.events.public(entry))
-        elif kind == "rois":
+        elif kind == wire.EVENT_ROIS:
             self.broadcast("rois", {"version": event["version"], "rois": event["rois"]})
-        elif kind == "occupancy":
+        elif kind == wire.EVENT_OCCUPANCY:
             self.broadcast("occupancy", {k: event[k] for k in ("roi", "occupied", "count")})
-        elif kind == "motion":
+        elif kind == wire.EVENT_MOTION:
             self.broadcast("motion", {"on": event["on"]})
 
     def broadcast(self, kind: str, data: dict, droppable: bool = False) -> None:

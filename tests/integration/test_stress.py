@@ -143,6 +143,10 @@ def test_a_minute_of_everything_at_once(run_node, broker, probe_factory, tmp_pat
     assert counts["ok"] + counts["error"] >= answered["rest"] + answered["mqtt"]
     assert counts["ok"] + counts["error"] <= sent["rest"] + sent["mqtt"] + 1  # + state/get
 
+    print(f"stress figures: sent {sent}, answered {answered}, counted {counts}, "
+          f"broker restarts {len(restarts)}, online messages {len(onlines)}, "
+          f"last edits {last_ok}")
+
     # Nothing died or was logged as an exception on the way.
     out = node.output
     assert "Traceback" not in out, out[-4000:]

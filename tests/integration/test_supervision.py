@@ -19,6 +19,7 @@ import pytest
 
 from node import supervisor
 from node.app import Node
+from node.wiring import build_node
 from node.config import ConfigStore, load_config
 from tests.integration.conftest import (BASE_CONFIG, deep_update, get_json, post_command,
                                         request, wait_for)
@@ -44,8 +45,8 @@ TARGETS = {
     "pipeline": (lambda n: n.pipeline, "_process"),
     "commands": (lambda n: n.commands, "_answer"),
     "events": (lambda n: n.events._queue, "get"),
-    "mqtt": (lambda n: n.mqtt._queue, "get"),
-    "state": (lambda n: n._changed, "wait"),
+    "mqtt": (lambda n: n.broker_link._queue, "get"),
+    "state": (lambda n: n.mailbox, "serve"),
     "detector": (lambda n: n.pipeline._processor.module.DETECTOR, "_take"),
 }
 BACKOFF = 2.0  # the first restart's delay here: long enough to see the problem reported
@@ -78,14 +79,14 @@ def live(tmp_path, broker, camnode, probe_factory, monkeypatch):
         "pipeline": {"module": "detecting", "processor_dirs": [str(mods)]},
         "mqtt": {"enabled": True, "host": "127.0.0.1", "port": broker.port}})))
     probe = probe_factory(broker.port, topics=("camnode/test/#",))
-    node = Node(ConfigStore(load_config(path), path), ("127.0.0.1", broker.port))
+    node = build_node(ConfigStore(load_config(path), path), ("127.0.0.1", broker.port))
     node.start()
     try:
         web = camnode("web", "--connect", node.publisher.endpoint, "--command",
                       node.commands.endpoint, "--host", "127.0.0.1", "--port", "0")
         url = web.wait_line(r"listening on (http://127\.0\.0\.1:\d+)/").group(1)
         wait_for(lambda: request(url + "/healthz")[0] == 200, what="a healthy node")
-        wait_for(lambda: node.mqtt.connected, what="MQTT")
+        wait_for(lambda: node.broker_link.connected, what="MQTT")
         yield node, url, probe
     finally:
         node.stop()
@@ -271,7 +272,7 @@ def test_an_exception_in_a_paho_callback_does_not_end_mqtt(live, caplog):
     """paho re-raises a callback's exception, which ended its network thread: no command
     was ever answered again and nothing said so."""
     node, url, probe = live
-    break_once(node.mqtt._queue, "put_nowait", RuntimeError("injected into on_message"))
+    break_once(node.broker_link._queue, "put_nowait", RuntimeError("injected into on_message"))
     probe.publish("camnode/test/request/state/get", {"id": "lost"})  # meets the bug
     reply = probe.request("camnode/test", "state/get", {"id": "after"}, timeout=10)
     assert reply["status"] == "ok" and reply["id"] == "after"
