@@ -22,7 +22,7 @@ from node.broker import PrivateBroker
 from node.command_server import CommandServer
 from node.config import ConfigStore
 from node.dispatcher import Dispatcher
-from node.owner import Mailbox
+from node.owner import CALL_TIMEOUT_S, Mailbox
 from node.events import EventEngine, make_snapshot
 from node.loader import InvalidParams, ModuleLoadError, Processor, Registry, UnknownModule
 from node.pipeline import Pipeline
@@ -112,7 +112,9 @@ class Node:
         for t in self._added:
             t.start()
         self._stop.clear()
-        self._state_part = self.supervisor.spawn("state", self._state_loop, self._stop)
+        # It runs commands too, and one may load a module: the commands part's stall limit.
+        self._state_part = self.supervisor.spawn("state", self._state_loop, self._stop,
+                                                 stall_after=CALL_TIMEOUT_S)
         if cfg.pipeline.autostart:
             self.pipeline.start_camera()
 
