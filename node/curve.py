@@ -37,53 +37,11 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from node.wire import ClientKeys  # noqa: F401 (the client side is part of the wire format)
+
 log = logging.getLogger(__name__)
 
 KEY_DIR = ".camnode-curve"
-ENV_SERVER = "CAMNODE_CURVE_SERVER_KEY"
-ENV_CLIENT_PUBLIC = "CAMNODE_CURVE_CLIENT_KEY"
-ENV_CLIENT_SECRET = "CAMNODE_CURVE_CLIENT_SECRET"
-
-
-@dataclass(frozen=True)
-class ClientKeys:
-    """What a command client (web worker, relay) needs: the server's public key and its
-    own key pair, all Z85 text as bytes."""
-
-    server_public: bytes
-    public: bytes
-    secret: bytes
-
-    def apply(self, sock: zmq.Socket) -> None:
-        """Make `sock` a CURVE client of the node (before it connects)."""
-        sock.curve_serverkey = self.server_public
-        sock.curve_publickey = self.public
-        sock.curve_secretkey = self.secret
-
-    def to_env(self) -> dict[str, str]:
-        return {ENV_SERVER: self.server_public.decode(), ENV_CLIENT_PUBLIC: self.public.decode(),
-                ENV_CLIENT_SECRET: self.secret.decode()}
-
-    @classmethod
-    def from_env(cls, env: dict | None = None) -> "ClientKeys | None":
-        env = os.environ if env is None else env
-        values = [env.get(k) for k in (ENV_SERVER, ENV_CLIENT_PUBLIC, ENV_CLIENT_SECRET)]
-        if not all(values):
-            return None
-        return cls(*(v.encode() for v in values))
-
-    @classmethod
-    def from_dir(cls, path: Path) -> "ClientKeys":
-        """Read `server.key` and `client.key_secret` from a key directory (a relay's copy,
-        or the node's own); raises OSError/ValueError when they are missing or bad."""
-        path = Path(path)
-        server_public, _ = zmq.auth.load_certificate(path / "server.key")
-        public, secret = zmq.auth.load_certificate(path / "client.key_secret")
-        if not secret:
-            raise ValueError(f"{path / 'client.key_secret'} holds no secret key")
-        return cls(server_public, public, secret)
-
-
 @dataclass(frozen=True)
 class ServerKeys:
     public: bytes

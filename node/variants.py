@@ -3,73 +3,17 @@
 `/stream.mjpg?width=320&fps=5` names the variant `w320-f5`. Web workers count their
 viewers per variant and report them with their other viewers; the node encodes each
 variant once per due frame for all its viewers (node/encoder.py), only while someone
-watches it, and at most `pipeline.max_variants` at once. The key functions are pure
-(no OpenCV), so web workers use them too: this is part of the wire format.
+watches it, and at most `pipeline.max_variants` at once. Naming a variant from the
+request (`parse_request`, `variant_key`) is part of the wire format and lives in
+node/wire.py, the one node module web workers import; they are re-exported here.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-MIN_WIDTH, MAX_WIDTH = 16, 7680
-MIN_FPS, MAX_FPS = 0.1, 120.0
-
-
-class VariantError(ValueError):
-    """A width or fps a variant cannot have; the message says which and why."""
-
-
-def variant_key(width: int | None = None, fps: float | None = None) -> str:
-    """The canonical name of a variant, "" for the plain stream (no width, no fps)."""
-    if not width and not fps:
-        return ""
-    key = f"w{int(width)}" if width else "full"
-    if fps:
-        key += f"-f{fps:g}"
-    return key
-
-
-def parse_request(width: str | None, fps: str | None) -> str:
-    """The key for the `width` and `fps` query arguments (strings, or None when absent);
-    raises VariantError for values out of range or not numbers."""
-    w = f = None
-    if width not in (None, ""):
-        try:
-            w = int(width)
-        except ValueError:
-            raise VariantError(f"width must be a whole number of pixels, not {width!r}") from None
-        if not MIN_WIDTH <= w <= MAX_WIDTH:
-            raise VariantError(f"width must be {MIN_WIDTH}..{MAX_WIDTH} pixels")
-    if fps not in (None, ""):
-        try:
-            f = float(fps)
-        except ValueError:
-            raise VariantError(f"fps must be a number, not {fps!r}") from None
-        if not math.isfinite(f) or not MIN_FPS <= f <= MAX_FPS:
-            raise VariantError(f"fps must be {MIN_FPS:g}..{MAX_FPS:g}")
-        f = round(f, 1)
-    return variant_key(w, f)
-
-
-def parse_key(key: str) -> tuple[int | None, float | None]:
-    """(width, fps) of a key made by `variant_key`; raises VariantError otherwise."""
-    width = fps = None
-    head, _, tail = key.partition("-")
-    try:
-        if head != "full":
-            if not head.startswith("w"):
-                raise ValueError(key)
-            width = int(head[1:])
-        if tail:
-            if not tail.startswith("f"):
-                raise ValueError(key)
-            fps = float(tail[1:])
-    except ValueError:
-        raise VariantError(f"not a variant: {key!r}") from None
-    if variant_key(width, fps) != key:
-        raise VariantError(f"not a canonical variant: {key!r}")
-    return width, fps
+from node.wire import (MAX_FPS, MAX_WIDTH, MIN_FPS, MIN_WIDTH,  # noqa: F401 (re-exported)
+                       VariantError, parse_key, parse_request, variant_key)
 
 
 @dataclass

@@ -27,8 +27,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
+
+import zmq
+import zmq.auth
 
 TOPIC_FRAME = b"frame"
 TOPIC_VARIANT = b"vframe"
@@ -146,3 +151,110 @@ def _finite(value: Any, depth: int = 0) -> Any:
 
 def encode_json(obj) -> bytes:
     return dumps_finite(obj, separators=(",", ":")).encode()
+
+
+# -- stream variants: how a web worker names what its viewers asked for (node/variants.py
+# encodes them). Pure functions, so both sides agree on the key of `?width=&fps=`.
+MIN_WIDTH, MAX_WIDTH = 16, 7680
+MIN_FPS, MAX_FPS = 0.1, 120.0
+
+
+class VariantError(ValueError):
+    """A width or fps a variant cannot have; the message says which and why."""
+
+
+def variant_key(width: int | None = None, fps: float | None = None) -> str:
+    """The canonical name of a variant, "" for the plain stream (no width, no fps)."""
+    if not width and not fps:
+        return ""
+    key = f"w{int(width)}" if width else "full"
+    if fps:
+        key += f"-f{fps:g}"
+    return key
+
+
+def parse_request(width: str | None, fps: str | None) -> str:
+    """The key for the `width` and `fps` query arguments (strings, or None when absent);
+    raises VariantError for values out of range or not numbers."""
+    w = f = None
+    if width not in (None, ""):
+        try:
+            w = int(width)
+        except ValueError:
+            raise VariantError(f"width must be a whole number of pixels, not {width!r}") from None
+        if not MIN_WIDTH <= w <= MAX_WIDTH:
+            raise VariantError(f"width must be {MIN_WIDTH}..{MAX_WIDTH} pixels")
+    if fps not in (None, ""):
+        try:
+            f = float(fps)
+        except ValueError:
+            raise VariantError(f"fps must be a number, not {fps!r}") from None
+        if not math.isfinite(f) or not MIN_FPS <= f <= MAX_FPS:
+            raise VariantError(f"fps must be {MIN_FPS:g}..{MAX_FPS:g}")
+        f = round(f, 1)
+    return variant_key(w, f)
+
+
+def parse_key(key: str) -> tuple[int | None, float | None]:
+    """(width, fps) of a key made by `variant_key`; raises VariantError otherwise."""
+    width = fps = None
+    head, _, tail = key.partition("-")
+    try:
+        if head != "full":
+            if not head.startswith("w"):
+                raise ValueError(key)
+            width = int(head[1:])
+        if tail:
+            if not tail.startswith("f"):
+                raise ValueError(key)
+            fps = float(tail[1:])
+    except ValueError:
+        raise VariantError(f"not a variant: {key!r}") from None
+    if variant_key(width, fps) != key:
+        raise VariantError(f"not a canonical variant: {key!r}")
+    return width, fps
+
+
+# -- the command socket's CURVE client keys (node/curve.py holds the server side) --------
+ENV_SERVER = "CAMNODE_CURVE_SERVER_KEY"
+ENV_CLIENT_PUBLIC = "CAMNODE_CURVE_CLIENT_KEY"
+ENV_CLIENT_SECRET = "CAMNODE_CURVE_CLIENT_SECRET"
+
+
+@dataclass(frozen=True)
+class ClientKeys:
+    """What a command client (web worker, relay) needs: the server's public key and its
+    own key pair, all Z85 text as bytes."""
+
+    server_public: bytes
+    public: bytes
+    secret: bytes
+
+    def apply(self, sock: zmq.Socket) -> None:
+        """Make `sock` a CURVE client of the node (before it connects)."""
+        sock.curve_serverkey = self.server_public
+        sock.curve_publickey = self.public
+        sock.curve_secretkey = self.secret
+
+    def to_env(self) -> dict[str, str]:
+        return {ENV_SERVER: self.server_public.decode(), ENV_CLIENT_PUBLIC: self.public.decode(),
+                ENV_CLIENT_SECRET: self.secret.decode()}
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "ClientKeys | None":
+        env = os.environ if env is None else env
+        values = [env.get(k) for k in (ENV_SERVER, ENV_CLIENT_PUBLIC, ENV_CLIENT_SECRET)]
+        if not all(values):
+            return None
+        return cls(*(v.encode() for v in values))
+
+    @classmethod
+    def from_dir(cls, path: Path) -> "ClientKeys":
+        """Read `server.key` and `client.key_secret` from a key directory (a relay's copy,
+        or the node's own); raises OSError/ValueError when they are missing or bad."""
+        path = Path(path)
+        server_public, _ = zmq.auth.load_certificate(path / "server.key")
+        public, secret = zmq.auth.load_certificate(path / "client.key_secret")
+        if not secret:
+            raise ValueError(f"{path / 'client.key_secret'} holds no secret key")
+        return cls(server_public, public, secret)

@@ -19,7 +19,7 @@ from pathlib import Path
 from tornado import httpserver, httputil, netutil, web
 from tornado.ioloop import PeriodicCallback
 
-from node.curve import ClientKeys
+from node.wire import ClientKeys
 from web.auth import AuthConfig, Throttle, cookie_secret, session_key
 from web.base import WebContext
 from web.handlers import (AuthStaticHandler, CommandHandler, EventSnapshotHandler,

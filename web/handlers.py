@@ -18,9 +18,8 @@ from tornado import web
 
 from web import metrics
 from node import wire
-from node.wire import reply_error
+from node.wire import VariantError, parse_request, reply_error
 from web.auth import SESSION_COOKIE, SESSION_DAYS, session_id, session_user
-from node.variants import VariantError, parse_request
 from web.base import BaseHandler, WebContext, host_refusal
 
 log = logging.getLogger(__name__)

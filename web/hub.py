@@ -21,7 +21,7 @@ from typing import Any, Callable
 import zmq
 
 from node import wire
-from node.curve import ClientKeys
+from node.wire import ClientKeys
 from web.watchdog import CallbackGuard
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import socket
 import time
 from typing import Callable
 
-from node.variants import VariantError, parse_request
+from node.wire import VariantError, parse_request
 from web.auth import session_id
 from web.base import BaseHandler
 from web.hub import BOUNDARY, Frame, NodeLink
