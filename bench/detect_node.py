@@ -59,7 +59,7 @@ def measure(video: Path, seconds: float, module: str = "objects") -> dict:
     conf.write_text(json.dumps(cfg))
     env = {**os.environ, "CAMNODE_MODEL_DIR": os.environ.get("CAMNODE_MODEL_DIR",
                                                              str(ROOT / "models"))}
-    proc = subprocess.Popen([sys.executable, "-m", "node.cli", "run", "--config", str(conf)],
+    proc = subprocess.Popen([sys.executable, "-m", "camnode", "run", "--config", str(conf)],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
     try:

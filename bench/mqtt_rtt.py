@@ -33,7 +33,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from node.broker import find_mosquitto, free_port, port_open
+from camnode.node.broker import find_mosquitto, free_port, port_open
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "camnode/bench"
@@ -124,7 +124,7 @@ def measure(binary: str, nodelay: bool, n: int) -> dict:
         client = None
         try:
             _wait(lambda: port_open("127.0.0.1", port), 10, "mosquitto")
-            procs.append(subprocess.Popen([sys.executable, "-m", "node.cli", "node", "--config",
+            procs.append(subprocess.Popen([sys.executable, "-m", "camnode", "node", "--config",
                                            str(cfg)], cwd=ROOT, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL, start_new_session=True))
             client = Client(port)

@@ -62,7 +62,7 @@ def run(duration: float, width: int, height: int) -> list[dict]:
     cfg["web"] = {"host": "127.0.0.1", "port": 0, "workers": 1}
     cfg["mqtt"] = {"enabled": False}
     (tmp / "config.json").write_text(json.dumps(cfg))
-    proc = subprocess.Popen([sys.executable, "-m", "node.cli", "run", "--config",
+    proc = subprocess.Popen([sys.executable, "-m", "camnode", "run", "--config",
                              str(tmp / "config.json")], cwd=ROOT, stderr=subprocess.PIPE,
                             text=True, start_new_session=True,
                             env={"CAMNODE_MODEL_DIR": str(ROOT / "models"), **os.environ})

@@ -293,7 +293,7 @@ def camnode_cmd() -> list[str]:
     if exe.exists():
         return [str(exe)]
     found = shutil.which("camnode")
-    return [found] if found else [sys.executable, "-m", "node.cli"]
+    return [found] if found else [sys.executable, "-m", "camnode"]
 
 
 class Camnode:

@@ -17,20 +17,20 @@ import logging
 import threading
 import time
 
-from node import __version__, transport, wire
-from node.broker import PrivateBroker
-from node.command_server import CommandServer
-from node.config import ConfigStore
-from node.dispatcher import Dispatcher
-from node.owner import CALL_TIMEOUT_S, Mailbox
-from node.events import EventEngine, make_snapshot
-from node.loader import InvalidParams, ModuleLoadError, Processor, Registry, UnknownModule
-from node.pipeline import Pipeline
-from node.transport import Transport
-from node.publisher import Publisher
-from node import supervisor as supervision
-from node.supervisor import Supervisor, beat
-from processors.common import DEFAULT_COLOURS
+from camnode.node import __version__, transport, wire
+from camnode.node.broker import PrivateBroker
+from camnode.node.command_server import CommandServer
+from camnode.node.config import ConfigStore
+from camnode.node.dispatcher import Dispatcher
+from camnode.node.owner import CALL_TIMEOUT_S, Mailbox
+from camnode.node.events import EventEngine, make_snapshot
+from camnode.node.loader import InvalidParams, ModuleLoadError, Processor, Registry, UnknownModule
+from camnode.node.pipeline import Pipeline
+from camnode.node.transport import Transport
+from camnode.node.publisher import Publisher
+from camnode.node import supervisor as supervision
+from camnode.node.supervisor import Supervisor, beat
+from camnode.processors.common import DEFAULT_COLOURS
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 
-from node.children import guarded
+from camnode.node.children import guarded
 
 log = logging.getLogger(__name__)
 

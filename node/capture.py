@@ -17,9 +17,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from node.mjpeg import Jpeg
-from node.sources import Source, SourceError
-from node.supervisor import Supervisor, beat
+from camnode.node.mjpeg import Jpeg
+from camnode.node.sources import Source, SourceError
+from camnode.node.supervisor import Supervisor, beat
 
 log = logging.getLogger(__name__)
 

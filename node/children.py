@@ -3,7 +3,7 @@
 Linux's PR_SET_PDEATHSIG asks the kernel to send a process a signal when its parent
 dies. It used to be set in `preexec_fn`, which Python's docs warn can deadlock the child
 of a threaded process (the node is one). Instead every child starts as
-`python -m node.children PARENT_PID -- PROGRAM ARGS...`: that small program sets the
+`python -m camnode.node.children PARENT_PID -- PROGRAM ARGS...`: that small program sets the
 signal for itself, checks that its parent is still the one that started it (it may have
 died between fork and prctl), then execs PROGRAM, which keeps the setting (execve clears
 it only for set-user-id programs). Elsewhere than Linux it simply execs.
@@ -25,7 +25,7 @@ _PR_SET_PDEATHSIG = 1
 
 def guarded(argv: list[str]) -> list[str]:
     """The command line that runs `argv` as a child that dies with this process."""
-    return [sys.executable, "-m", "node.children", str(os.getpid()), "--", *argv]
+    return [sys.executable, "-m", "camnode.node.children", str(os.getpid()), "--", *argv]
 
 
 def die_with_parent(parent: int) -> None:
@@ -41,7 +41,7 @@ def die_with_parent(parent: int) -> None:
 
 def main(args: list[str]) -> None:
     if len(args) < 3 or args[1] != "--" or not args[0].isdigit():
-        sys.exit("usage: python -m node.children PARENT_PID -- PROGRAM [ARGS...]")
+        sys.exit("usage: python -m camnode.node.children PARENT_PID -- PROGRAM [ARGS...]")
     die_with_parent(int(args[0]))
     try:
         os.execvp(args[2], args[2:])

@@ -14,12 +14,12 @@ from typing import Any
 
 import zmq
 
-from node import strictjson
-from node.curve import CurveGuard, ServerKeys
-from node.dispatcher import MAX_PAYLOAD, Dispatcher, error
-from node.supervisor import Supervisor, beat
-from node.transport import CommandHandler
-from node.wire import encode_json
+from camnode.node import strictjson
+from camnode.node.curve import CurveGuard, ServerKeys
+from camnode.node.dispatcher import MAX_PAYLOAD, Dispatcher, error
+from camnode.node.supervisor import Supervisor, beat
+from camnode.node.transport import CommandHandler
+from camnode.node.wire import encode_json
 
 # A REST body (at most MAX_PAYLOAD bytes) arrives JSON-escaped inside the message: up
 # to 6 bytes per character (\uXXXX) plus the envelope.

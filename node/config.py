@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from node import strictjson
-from node.schemas import ValidationIssue, validate
+from camnode.node import strictjson
+from camnode.node.schemas import ValidationIssue, validate
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def _semantic_issues(doc: dict) -> list[ValidationIssue]:
 
 def roi_issues(roi: dict, colours: dict, path: str) -> list[ValidationIssue]:
     """Corner order and colour-name checks for one ROI (shared with the dispatcher)."""
-    from processors.common import DEFAULT_COLOURS
+    from camnode.processors.common import DEFAULT_COLOURS
 
     issues = []
     try:

@@ -37,7 +37,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from node.wire import ClientKeys  # noqa: F401 (the client side is part of the wire format)
+from camnode.node.wire import ClientKeys  # noqa: F401 (the client side is part of the wire format)
 
 log = logging.getLogger(__name__)
 

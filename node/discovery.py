@@ -31,8 +31,8 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 
-from node import __version__
-from node.topics import Topics
+from camnode.node import __version__
+from camnode.node.topics import Topics
 
 # The configuration's default `name`: a device called that is named after its node id.
 DEFAULT_NAME = "camnode"

@@ -15,15 +15,15 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
-from node import strictjson
-from node.config import ConfigError, roi_issues
-from node.owner import Mailbox, OwnerBusy
-from node.loader import InvalidParams, ModuleLoadError, UnknownModule
-from node.schemas import ValidationIssue, has_schema, roi_name_pattern, validate, validator
-from node.wire import COMMANDS, INTERNAL_COMMANDS, reply_error, reply_ok
+from camnode.node import strictjson
+from camnode.node.config import ConfigError, roi_issues
+from camnode.node.owner import Mailbox, OwnerBusy
+from camnode.node.loader import InvalidParams, ModuleLoadError, UnknownModule
+from camnode.node.schemas import ValidationIssue, has_schema, roi_name_pattern, validate, validator
+from camnode.node.wire import COMMANDS, INTERNAL_COMMANDS, reply_error, reply_ok
 
 if TYPE_CHECKING:
-    from node.app import Node
+    from camnode.node.app import Node
 
 log = logging.getLogger(__name__)
 

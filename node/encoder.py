@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from node import wire
-from node.publisher import Publisher
-from node.variants import Variant, choose, parse_key, variant_key
+from camnode.node import wire
+from camnode.node.publisher import Publisher
+from camnode.node.variants import Variant, choose, parse_key, variant_key
 
 log = logging.getLogger(__name__)
 

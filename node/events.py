@@ -36,9 +36,9 @@ from typing import Callable, Mapping, Protocol
 
 import numpy as np
 
-from node.config import EventsConfig
-from node.supervisor import Supervisor, beat
-from node.snapshot import SNAPSHOT_BOX, draw_boxes, make_snapshot  # noqa: F401 (re-exported)
+from camnode.node.config import EventsConfig
+from camnode.node.supervisor import Supervisor, beat
+from camnode.node.snapshot import SNAPSHOT_BOX, draw_boxes, make_snapshot  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 

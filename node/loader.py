@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from node.schemas import StrictValidator, ValidationIssue, issues_for
+from camnode.node.schemas import StrictValidator, ValidationIssue, issues_for
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ class Registry:
         if spec is None or spec.loader is None:
             raise ModuleLoadError(f"{name}: not a Python module")
         module = importlib.util.module_from_spec(spec)
+        _seed_names()
         try:
             spec.loader.exec_module(module)
         except Exception as exc:
@@ -126,6 +127,15 @@ class Registry:
         proc = Processor(name, module)
         proc.setup(params or {})
         return proc
+
+
+def _seed_names() -> None:
+    """Modules written for the seed import `processors.common`; the installed name is
+    `camnode.processors.common`. Point the old name at it (only inside this process)."""
+    import camnode.processors
+    import camnode.processors.common
+    sys.modules.setdefault("processors", camnode.processors)
+    sys.modules.setdefault("processors.common", camnode.processors.common)
 
 
 def params_issues(module: ModuleType, params: Any) -> list[ValidationIssue]:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from node.loader import Processor, Result
-from node.supervisor import Supervisor, idle
+from camnode.node.loader import Processor, Result
+from camnode.node.supervisor import Supervisor, idle
 
 log = logging.getLogger(__name__)
 

@@ -27,17 +27,17 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from node import response_topic, strictjson, transport
-from node.config import MqttConfig
-from node.discovery import discovery_payload, labels_of, sent_components
-from node.dispatcher import MAX_PAYLOAD, Dispatcher, error, request_id_of
-from node.loader import UnknownModule
-from node.supervisor import Supervisor, beat, guarded
-from node.topics import Topics
-from node.transport import CommandHandler
+from camnode.node import response_topic, strictjson, transport
+from camnode.node.config import MqttConfig
+from camnode.node.discovery import discovery_payload, labels_of, sent_components
+from camnode.node.dispatcher import MAX_PAYLOAD, Dispatcher, error, request_id_of
+from camnode.node.loader import UnknownModule
+from camnode.node.supervisor import Supervisor, beat, guarded
+from camnode.node.topics import Topics
+from camnode.node.transport import CommandHandler
 
 if TYPE_CHECKING:
-    from node.app import Node
+    from camnode.node.app import Node
 
 log = logging.getLogger(__name__)
 

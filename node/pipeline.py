@@ -22,18 +22,18 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from node import wire
-from node.capture import STATUS_LOST, STATUS_OK, STATUS_STOPPED, Capture
-from node.config import CameraConfig
-from node.encoder import Encoder
-from node.loader import Processor
-from node.metrics import Histogram
-from node.module_runner import SLOW_AFTER_S, ModuleWorker, Outcome
-from node.publisher import Publisher
-from node.sources import make_source
-from node.stamp import placeholder, stamp
-from node.supervisor import Supervisor, beat
-from processors import common
+from camnode.node import wire
+from camnode.node.capture import STATUS_LOST, STATUS_OK, STATUS_STOPPED, Capture
+from camnode.node.config import CameraConfig
+from camnode.node.encoder import Encoder
+from camnode.node.loader import Processor
+from camnode.node.metrics import Histogram
+from camnode.node.module_runner import SLOW_AFTER_S, ModuleWorker, Outcome
+from camnode.node.publisher import Publisher
+from camnode.node.sources import make_source
+from camnode.node.stamp import placeholder, stamp
+from camnode.node.supervisor import Supervisor, beat
+from camnode.processors import common
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import zmq
 
-from node import transport, wire
+from camnode.node import transport, wire
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ Pure functions; the MQTT command thread calls `problem`.
 
 from __future__ import annotations
 
-from node.topics import Topics
+from camnode.node.topics import Topics
 
 MAX_TOPIC_BYTES = 65535
 COMMAND_LEVELS = frozenset({"request", "set", "cmnd", "command"})

@@ -124,7 +124,7 @@ def issues_for(v: Draft202012Validator, doc: Any) -> list[ValidationIssue]:
     """Every error of `doc` against `v` (at most MAX_ISSUES), sorted by path so reports
     are stable. Never reprs the document itself (see `_bounded`); NaN and Infinity are
     refused wherever they are, whatever the schema says (JSON has no such numbers)."""
-    from node.strictjson import non_finite_paths
+    from camnode.node.strictjson import non_finite_paths
 
     try:
         instance = _bounded(doc)

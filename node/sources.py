@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from node.mjpeg import Jpeg, MjpegHttpError, MjpegHttpReader, as_jpeg
+from camnode.node.mjpeg import Jpeg, MjpegHttpError, MjpegHttpReader, as_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class SyntheticSource(Source):
         self._t0 = 0.0
 
     def open(self) -> None:
-        from node.synthetic import SyntheticScene
+        from camnode.node.synthetic import SyntheticScene
 
         if self._scene is None:
             self._scene = SyntheticScene(self.width, self.height)

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from processors.common import draw_text
+from camnode.processors.common import draw_text
 
 RED = (0, 0, 255)
 WHITE = (255, 255, 255)

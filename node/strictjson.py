@@ -24,8 +24,8 @@ import re
 from itertools import accumulate
 from typing import Any
 
-from node.schemas import ValidationIssue, json_path
-from node.wire import dumps_finite as dumps  # noqa: F401  (the strict writer)
+from camnode.node.schemas import ValidationIssue, json_path
+from camnode.node.wire import dumps_finite as dumps  # noqa: F401  (the strict writer)
 
 MAX_BYTES = 64 * 1024
 MAX_DEPTH = 32

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from node.wire import (MAX_FPS, MAX_WIDTH, MIN_FPS, MIN_WIDTH,  # noqa: F401 (re-exported)
+from camnode.node.wire import (MAX_FPS, MAX_WIDTH, MIN_FPS, MIN_WIDTH,  # noqa: F401 (re-exported)
                        VariantError, parse_key, parse_request, variant_key)
 
 

@@ -7,10 +7,10 @@ transport implements node/transport.py's interface and is added here, touching n
 
 from __future__ import annotations
 
-from node.app import Node
-from node.broker import PrivateBroker
-from node.config import ConfigStore
-from node.mqtt_bridge import MqttBridge
+from camnode.node.app import Node
+from camnode.node.broker import PrivateBroker
+from camnode.node.config import ConfigStore
+from camnode.node.mqtt_bridge import MqttBridge
 
 
 def build_node(store: ConfigStore, mqtt_broker: tuple[str, int] | None = None,

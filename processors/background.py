@@ -20,8 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-from node import supervisor
-from processors.common import draw_detections
+from camnode.node import supervisor
+from camnode.processors.common import draw_detections
 
 log = logging.getLogger(__name__)
 

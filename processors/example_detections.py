@@ -10,7 +10,7 @@ and `box` in pixels `(x1, y1, x2, y2)` (or `box_pct` in percent).
 import cv2
 import numpy as np
 
-from processors.common import draw_detections
+from camnode.processors.common import draw_detections
 
 
 def process_image(src):

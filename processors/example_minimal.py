@@ -5,7 +5,7 @@ Copy it, rename it, select it on the page or with `module/set`. It tints the ROI
 numpy view, so editing it edits the frame; it returns False for an unknown ROI name.
 """
 
-from processors.common import DrawText, isolateROI
+from processors.common import DrawText, isolateROI  # the seed's names still work
 
 
 def process_image(src):

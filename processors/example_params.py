@@ -9,7 +9,7 @@ selected.
 
 import cv2
 
-from processors.common import with_defaults
+from camnode.processors.common import with_defaults
 
 PARAMS_SCHEMA = {
     "type": "object",

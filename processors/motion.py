@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from processors.common import (current_rois, draw_detections, draw_rois, draw_text,
+from camnode.processors.common import (current_rois, draw_detections, draw_rois, draw_text,
                                roi_to_pixels, with_defaults)
 
 PARAMS_SCHEMA = {

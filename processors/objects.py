@@ -23,9 +23,9 @@ import time
 import cv2
 import numpy as np
 
-from node import models
-from processors.background import BackgroundDetector
-from processors.common import draw_detections, draw_rois, with_defaults
+from camnode.node import models
+from camnode.processors.background import BackgroundDetector
+from camnode.processors.common import draw_detections, draw_rois, with_defaults
 
 PARAMS_SCHEMA = {
     "type": "object",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from processors.background import BackgroundDetector
-from processors.common import with_defaults
+from camnode.processors.background import BackgroundDetector
+from camnode.processors.common import with_defaults
 
 PARAMS_SCHEMA = {
     "type": "object",

@@ -14,7 +14,7 @@ import time
 import cv2
 import numpy as np
 
-from processors.common import (current_rois, draw_roi, draw_text, roi_to_pixels,
+from camnode.processors.common import (current_rois, draw_roi, draw_text, roi_to_pixels,
                                with_defaults)
 
 PARAMS_SCHEMA = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from processors.common import draw_rois
+from camnode.processors.common import draw_rois
 
 
 def process_image(src: np.ndarray) -> bool:

@@ -19,19 +19,19 @@ from pathlib import Path
 from tornado import httpserver, httputil, netutil, web
 from tornado.ioloop import PeriodicCallback
 
-from node.wire import ClientKeys
-from web.auth import AuthConfig, Throttle, cookie_secret, session_key
-from web.base import WebContext
-from web.handlers import (AuthStaticHandler, CommandHandler, EventSnapshotHandler,
+from camnode.node.wire import ClientKeys
+from camnode.web.auth import AuthConfig, Throttle, cookie_secret, session_key
+from camnode.web.base import WebContext
+from camnode.web.handlers import (AuthStaticHandler, CommandHandler, EventSnapshotHandler,
                           EventsHandler, HealthHandler, IndexHandler, LoginHandler,
                           LogoutHandler, MetricsHandler, ModulesHandler, SnapshotHandler,
                           StateHandler, worker_state)
-from web.hosts import HostCheck
-from web.hub import NodeLink
-from web.live import EventLog, LiveHub, LiveSocket
-from web.sessions import SessionStore
-from web.stream import Fanout, StreamHandler
-from web.watchdog import LoopWatchdog
+from camnode.web.hosts import HostCheck
+from camnode.web.hub import NodeLink
+from camnode.web.live import EventLog, LiveHub, LiveSocket
+from camnode.web.sessions import SessionStore
+from camnode.web.stream import Fanout, StreamHandler
+from camnode.web.watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from web.sessions import SessionStore
+    from camnode.web.sessions import SessionStore
 
 log = logging.getLogger(__name__)
 

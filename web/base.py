@@ -18,14 +18,14 @@ from urllib.parse import urlencode
 
 from tornado import web
 
-from web.auth import AuthConfig, Throttle, session_user
-from web.hosts import HostCheck
-from web.hub import NodeLink
-from web.sessions import SessionStore
+from camnode.web.auth import AuthConfig, Throttle, session_user
+from camnode.web.hosts import HostCheck
+from camnode.web.hub import NodeLink
+from camnode.web.sessions import SessionStore
 
 if TYPE_CHECKING:
-    from web.live import EventLog, LiveHub
-    from web.stream import Fanout
+    from camnode.web.live import EventLog, LiveHub
+    from camnode.web.stream import Fanout
 
 
 @dataclass

@@ -16,11 +16,11 @@ import time
 
 from tornado import web
 
-from web import metrics
-from node import wire
-from node.wire import VariantError, parse_request, reply_error
-from web.auth import SESSION_COOKIE, SESSION_DAYS, session_id, session_user
-from web.base import BaseHandler, WebContext, host_refusal
+from camnode.web import metrics
+from camnode.node import wire
+from camnode.node.wire import VariantError, parse_request, reply_error
+from camnode.web.auth import SESSION_COOKIE, SESSION_DAYS, session_id, session_user
+from camnode.web.base import BaseHandler, WebContext, host_refusal
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from typing import Any, Callable
 
 import zmq
 
-from node import wire
-from node.wire import ClientKeys
-from web.watchdog import CallbackGuard
+from camnode.node import wire
+from camnode.node.wire import ClientKeys
+from camnode.web.watchdog import CallbackGuard
 
 log = logging.getLogger(__name__)
 

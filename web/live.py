@@ -16,9 +16,9 @@ from typing import Callable
 
 from tornado import websocket
 
-from node import wire
-from web.auth import session_id, session_user
-from web.base import host_refusal
+from camnode.node import wire
+from camnode.web.auth import session_id, session_user
+from camnode.web.base import host_refusal
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class LiveSocket(websocket.WebSocketHandler):
         return super().get(*args, **kwargs)
 
     def open(self) -> None:
-        from web.handlers import worker_state
+        from camnode.web.handlers import worker_state
 
         self.ctx.live.sockets.add(self)
         if self.ctx.auth.enabled:

@@ -20,10 +20,10 @@ import socket
 import time
 from typing import Callable
 
-from node.wire import VariantError, parse_request
-from web.auth import session_id
-from web.base import BaseHandler
-from web.hub import BOUNDARY, Frame, NodeLink
+from camnode.node.wire import VariantError, parse_request
+from camnode.web.auth import session_id
+from camnode.web.base import BaseHandler
+from camnode.web.hub import BOUNDARY, Frame, NodeLink
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from node.discovery import discovery_payload
-from node.topics import Topics
+from camnode.node.discovery import discovery_payload
+from camnode.node.topics import Topics
 from tests import ha_mqtt_discovery as ha
 
 HA = Path(__file__).resolve().parents[2] / "deploy" / "home-assistant"
@@ -73,7 +73,7 @@ def test_automation_topics_are_node_topics():
 
 
 def test_prometheus_rules_use_metrics_the_node_exports():
-    from web.metrics import render
+    from camnode.web.metrics import render
 
     state = {"node_id": "porch", "pipeline": "running", "frames": {
         "captured": 1, "published": 1, "skipped": 0, "dropped_by_module": 0}, "metrics": {

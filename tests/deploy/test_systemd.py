@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def units(tmp_path: Path) -> Path:
     out = tmp_path / "units"
-    proc = subprocess.run([sys.executable, "-m", "node.cli", "install-service", "--output",
+    proc = subprocess.run([sys.executable, "-m", "camnode", "install-service", "--output",
                            str(out), "--user", "camnode"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from node.schemas import validate
+from camnode.node.schemas import validate
 from tests.integration.conftest import BASE_CONFIG, ROOT, Broker, Camnode, deep_update
 
 NODE_ID = "fuzz"

@@ -43,8 +43,10 @@ def wait_for(cond: Callable[[], object], timeout: float = 10.0, interval: float 
 class Camnode:
     """One `camnode ...` process; output collected by a thread; stopped by the fixture."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict | None = None):
+    def __init__(self, args: list[str], cwd: Path, env: dict | None = None,
+                 python: str = sys.executable):
         self.args = args
+        self.python = python
         self.cwd = cwd
         self.extra_env = env or {}
         self.lines: list[str] = []
@@ -54,7 +56,7 @@ class Camnode:
 
     def start(self) -> "Camnode":
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.extra_env)
-        self.proc = subprocess.Popen([sys.executable, "-m", "node.cli", *self.args],
+        self.proc = subprocess.Popen([self.python, "-m", "camnode", *self.args],
                                      cwd=self.cwd, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True)
@@ -259,7 +261,7 @@ import shutil  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from node.broker import free_port, port_open  # noqa: E402  (the node's own helpers)
+from camnode.node.broker import free_port, port_open  # noqa: E402  (the node's own helpers)
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 

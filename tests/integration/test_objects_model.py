@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from bench import detect_eval
-from node import models
+from camnode.node import models
 from tests.integration.conftest import post_command, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def _skip_if_unreachable(text: str) -> None:
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
     """`camnode fetch-model` (idempotent: a no-op when the checked files are there)."""
-    done = subprocess.run([sys.executable, "-m", "node.cli", "fetch-model", "--dir",
+    done = subprocess.run([sys.executable, "-m", "camnode", "fetch-model", "--dir",
                            str(MODEL_DIR)], cwd=ROOT, capture_output=True, text=True,
                           timeout=900)
     if done.returncode != 0:

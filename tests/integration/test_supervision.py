@@ -17,15 +17,15 @@ import time
 
 import pytest
 
-from node import supervisor
-from node.app import Node
-from node.wiring import build_node
-from node.config import ConfigStore, load_config
+from camnode.node import supervisor
+from camnode.node.app import Node
+from camnode.node.wiring import build_node
+from camnode.node.config import ConfigStore, load_config
 from tests.integration.conftest import (BASE_CONFIG, deep_update, get_json, post_command,
                                         request, wait_for)
 
 DETECTING = """
-from processors.background import BackgroundDetector
+from camnode.processors.background import BackgroundDetector
 
 def _detect(frame):
     return [{"label": "thing", "box_pct": (10, 10, 20, 20), "score": 0.9}]
@@ -227,7 +227,7 @@ def test_a_web_worker_keeps_serving_after_a_malformed_message_from_the_node(camn
     the worker's reader dead: no more frames or state, /healthz 503 for good."""
     import zmq
 
-    from node import wire
+    from camnode.node import wire
 
     ctx = zmq.Context.instance()
     pub = ctx.socket(zmq.PUB)

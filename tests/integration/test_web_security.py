@@ -17,7 +17,7 @@ from tornado import httpclient
 from tornado.websocket import websocket_connect
 from zmq.utils.monitor import recv_monitor_message
 
-from node.curve import KEY_DIR, ClientKeys
+from camnode.node.curve import KEY_DIR, ClientKeys
 from tests.integration.conftest import post_command, request, wait_for
 from tests.integration.test_web_auth import PASSWORD, Browser
 

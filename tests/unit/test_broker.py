@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from node import broker
+from camnode.node import broker
 
 
 def test_configured_host_is_used_as_is():

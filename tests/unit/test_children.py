@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from node.children import guarded
+from camnode.node.children import guarded
 
 
 def _alive(pid: int) -> bool:
@@ -58,7 +58,7 @@ def test_guarded_child_dies_when_its_parent_is_killed(tmp_path):
 def test_guarded_refuses_to_start_for_a_parent_that_is_gone():
     # The wrapper is told a parent pid that is not its parent (as after a race with the
     # parent's death): it must exit instead of running the program unsupervised.
-    out = subprocess.run([sys.executable, "-m", "node.children", "1", "--", "echo", "ran"],
+    out = subprocess.run([sys.executable, "-m", "camnode.node.children", "1", "--", "echo", "ran"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "ran" not in out.stdout
 

@@ -8,7 +8,7 @@ import json
 import pytest
 import zmq
 
-from node.command_server import CommandServer
+from camnode.node.command_server import CommandServer
 from tests.unit.test_dispatcher import config_path, node  # noqa: F401  (fixtures)
 
 

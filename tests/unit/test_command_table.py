@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from node import schemas, wire
-from node.dispatcher import INTERNAL, CommandTableError, check_table
-from web import handlers
+from camnode.node import schemas, wire
+from camnode.node.dispatcher import INTERNAL, CommandTableError, check_table
+from camnode.web import handlers
 
 
 def _handlers() -> dict:
@@ -31,7 +31,7 @@ def test_a_complete_table_passes_the_start_up_check():
 
 def test_a_missing_schema_fails_start_up_naming_the_file(monkeypatch):
     real = schemas.has_schema
-    monkeypatch.setattr("node.dispatcher.has_schema",
+    monkeypatch.setattr("camnode.node.dispatcher.has_schema",
                         lambda name: name != "commands/roi.add" and real(name))
     with pytest.raises(CommandTableError, match=r"roi/add: no schema file "
                                                 r"schemas/commands/roi\.add\.schema\.json"):
@@ -52,7 +52,7 @@ def test_a_handler_missing_from_the_table_fails_start_up():
 
 def test_the_dispatcher_answers_every_public_command_and_lists_them(tmp_path):
     from tests.unit.test_dispatcher import REPO  # noqa: F401  (same config as there)
-    from node.dispatcher import Dispatcher
+    from camnode.node.dispatcher import Dispatcher
 
     class FakeNode:  # the dispatcher only reads the node in handlers
         pass

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from processors import common
-from processors.common import (
+from camnode.processors import common
+from camnode.processors.common import (
     DEFAULT_COLOURS,
     configure,
     current_colours,

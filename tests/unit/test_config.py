@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from node.config import ConfigError, ConfigStore, atomic_write_json, load_config, parse_config
+from camnode.node.config import ConfigError, ConfigStore, atomic_write_json, load_config, parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "config.json"

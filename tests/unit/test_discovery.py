@@ -16,10 +16,10 @@ import re
 import jinja2
 import pytest
 
-from node import __version__
-from node.discovery import (device_name, discovery_payload, label_component_ids, labels_of,
+from camnode.node import __version__
+from camnode.node.discovery import (device_name, discovery_payload, label_component_ids, labels_of,
                             roi_component_ids, sent_components, slug)
-from node.topics import Topics
+from camnode.node.topics import Topics
 from tests import ha_mqtt_discovery as ha
 
 TOPICS = Topics.for_node("camnode", "porch")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from node.app import Node
-from node.config import ConfigStore, load_config
-from node.dispatcher import MAX_PAYLOAD
+from camnode.node.app import Node
+from camnode.node.config import ConfigStore, load_config
+from camnode.node.dispatcher import MAX_PAYLOAD
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -262,7 +262,7 @@ def test_roi_name_rule_is_defined_once_and_sent_to_the_page(dispatcher):
     # same definition (schemas/config.schema.json $defs.roi_name), so they cannot disagree.
     import re
 
-    from node.schemas import SCHEMA_DIR
+    from camnode.node.schemas import SCHEMA_DIR
     schema = json.loads((SCHEMA_DIR / "config.schema.json").read_text())
     pattern = schema["$defs"]["roi_name"]["pattern"]
     reply = dispatcher.handle("roi/get", {})

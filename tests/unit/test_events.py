@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from node.config import EventsConfig
-from node.events import EventEngine, Tracker, iou, make_snapshot, normalise, overlap
+from camnode.node.config import EventsConfig
+from camnode.node.events import EventEngine, Tracker, iou, make_snapshot, normalise, overlap
 
 T0 = 1000.0  # frame timestamps are wall-clock seconds; any large value will do
 

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from node.config import EventsConfig
-from node.events import SNAPSHOT_BOX, EventEngine, Tracker, make_snapshot, normalise
-from node.topics import Topics
+from camnode.node.config import EventsConfig
+from camnode.node.events import SNAPSHOT_BOX, EventEngine, Tracker, make_snapshot, normalise
+from camnode.node.topics import Topics
 
 T0 = 1000.0
 DOOR = {"left": 0, "top": 0, "right": 50, "bottom": 100}
@@ -127,7 +127,7 @@ def test_confirm_frames_comes_from_the_config_file():
     import json
     from pathlib import Path
 
-    from node.config import parse_config
+    from camnode.node.config import parse_config
 
     doc = json.loads((Path(__file__).resolve().parents[2] / "config.json").read_text())
     doc.pop("events", None)
@@ -290,7 +290,7 @@ def test_a_background_detectors_one_run_ghost_repeated_on_many_frames_never_fire
     run's ghost shown on ten frames is still one sighting."""
     import time
 
-    from processors.background import BackgroundDetector
+    from camnode.processors.background import BackgroundDetector
 
     answers = [[{"label": "person", "score": 0.9, "box_pct": [10, 10, 30, 60]}]]
     worker = BackgroundDetector(lambda f: answers.pop(0) if answers else [], "ghost")

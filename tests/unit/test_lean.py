@@ -7,12 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from node import wire
-from node.capture import CapturedFrame
-from node.encoder import Encoder
-from node.events import make_snapshot
-from node.mjpeg import as_jpeg, jpeg_size
-from node.variants import Variant, VariantError, choose, parse_key, parse_request
+from camnode.node import wire
+from camnode.node.capture import CapturedFrame
+from camnode.node.encoder import Encoder
+from camnode.node.events import make_snapshot
+from camnode.node.mjpeg import as_jpeg, jpeg_size
+from camnode.node.variants import Variant, VariantError, choose, parse_key, parse_request
 
 
 class FakePublisher:

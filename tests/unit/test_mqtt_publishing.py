@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from node import mqtt_bridge
-from node.config import parse_config
-from node.discovery import label_component_ids
-from node.loader import Registry
-from node.mqtt_bridge import DIAGNOSTICS_MIN_INTERVAL_S, MqttBridge, fps_changed
+from camnode.node import mqtt_bridge
+from camnode.node.config import parse_config
+from camnode.node.discovery import label_component_ids
+from camnode.node.loader import Registry
+from camnode.node.mqtt_bridge import DIAGNOSTICS_MIN_INTERVAL_S, MqttBridge, fps_changed
 
 
 class Recorder:

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from node import models
-from node.loader import InvalidParams, ModuleLoadError, Registry
+from camnode.node import models
+from camnode.node.loader import InvalidParams, ModuleLoadError, Registry
 
 
 class FakeNet:
@@ -214,7 +214,7 @@ def _config(tmp_path, params) -> str:
 
 
 def test_check_config_checks_the_modules_parameters(tmp_path, capsys):
-    from node.cli import main
+    from camnode.cli import main
 
     bad = _config(tmp_path, {"labels": ["person", "unicorn"], "min_score": 3})
     assert main(["check-config", bad]) == 1

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from node.events import EventEngine
+from camnode.node.events import EventEngine
 from tests.unit.test_dispatcher import config_path, node  # noqa: F401  (fixtures)
 from tests.unit.test_events import DOOR, YARD, FakeClock, RecordingSink, cfg, det, frame
 from tests.unit.test_mqtt_answers import Recorder, bridge  # noqa: F401  (fixture)
@@ -130,7 +130,7 @@ def test_commands_from_any_thread_run_on_the_state_thread_one_at_a_time(node):  
 
 
 def test_a_command_the_owner_does_not_take_in_time_is_answered_unavailable(node):  # noqa: F811
-    from node.owner import OwnerBusy
+    from camnode.node.owner import OwnerBusy
 
     release = threading.Event()
     blocker = threading.Thread(target=node.mailbox.call, args=(release.wait, 10))

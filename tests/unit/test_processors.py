@@ -10,12 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-from node.config import EventsConfig
-from node.events import Tracker, iou, normalise
-from node.loader import InvalidParams, Registry
-from node.synthetic import SyntheticScene
-from processors import common
-from processors.background import BackgroundDetector
+from camnode.node.config import EventsConfig
+from camnode.node.events import Tracker, iou, normalise
+from camnode.node.loader import InvalidParams, Registry
+from camnode.node.synthetic import SyntheticScene
+from camnode.processors import common
+from camnode.processors.background import BackgroundDetector
 
 FPS = 15
 W, H = 640, 480

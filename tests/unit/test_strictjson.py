@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from node import strictjson
-from node.config import ConfigError, ConfigStore, atomic_write_json, load_config, parse_config
-from node.schemas import validate
-from node.strictjson import JsonRefused
+from camnode.node import strictjson
+from camnode.node.config import ConfigError, ConfigStore, atomic_write_json, load_config, parse_config
+from camnode.node.schemas import validate
+from camnode.node.strictjson import JsonRefused
 
 from tests.unit.test_config import shipped_doc
 

@@ -11,10 +11,10 @@ import time
 import numpy as np
 import pytest
 
-from node import supervisor as sup
-from node.module_runner import conform
-from node.supervisor import Supervisor, beat, failing, idle
-from web.watchdog import LoopWatchdog
+from camnode.node import supervisor as sup
+from camnode.node.module_runner import conform
+from camnode.node.supervisor import Supervisor, beat, failing, idle
+from camnode.web.watchdog import LoopWatchdog
 
 
 def wait_for(cond, timeout=5.0, what="condition"):

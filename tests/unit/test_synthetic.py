@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from node.synthetic import NOISE_LEVEL, SceneObject, SyntheticScene, jpeg_size
+from camnode.node.synthetic import NOISE_LEVEL, SceneObject, SyntheticScene, jpeg_size
 
 SIZES = [(320, 240), (640, 480), (1280, 720), (1920, 1080)]
 EMPTY_T = 1.0  # the room is empty at 0-2 s and 10-12 s of each 12 s period

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from node.topics import PLAIN_COMMANDS, Topics
+from camnode.node.topics import PLAIN_COMMANDS, Topics
 
 
 @pytest.fixture

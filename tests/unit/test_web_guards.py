@@ -11,11 +11,11 @@ import time
 import pytest
 import zmq
 
-from node.curve import ClientKeys, node_keys
-from web.auth import AuthConfig, Throttle, session_key
-from web.handlers import safe_next
-from web.hosts import HostCheck
-from web.sessions import SessionStore
+from camnode.node.curve import ClientKeys, node_keys
+from camnode.web.auth import AuthConfig, Throttle, session_key
+from camnode.web.handlers import safe_next
+from camnode.web.hosts import HostCheck
+from camnode.web.sessions import SessionStore
 
 
 @pytest.mark.parametrize("host, origin, ok", [

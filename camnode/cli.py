@@ -23,9 +23,9 @@ import urllib.parse
 from pathlib import Path
 from typing import Callable
 
-from node import __version__
-from node.children import guarded
-from node.config import Config, ConfigError, ConfigStore, load_config
+from camnode.node import __version__
+from camnode.node.children import guarded
+from camnode.node.config import Config, ConfigError, ConfigStore, load_config
 
 log = logging.getLogger("camnode")
 
@@ -144,7 +144,7 @@ class Workers:
         self._waiting: set[int] = set()  # restarted, not yet heard from by the node
 
     def _spawn(self, i: int) -> None:
-        cmd = [sys.executable, "-m", "node.cli", "web", "--connect", self.publish,
+        cmd = [sys.executable, "-m", "camnode", "web", "--connect", self.publish,
                "--command", self.command, "--fd", str(self.sock.fileno()),
                "--worker", str(i), "--max-clients", str(self.max_clients),
                "--log-level", self.log_level, *self.extra_args]
@@ -207,9 +207,9 @@ class Workers:
 
 def _start_node(store: ConfigStore, web_url: str | None = None):
     """Find the MQTT broker (maybe start a private one), then start the node."""
-    from node.broker import resolve_broker
-    from node.wiring import build_node
-    from node.curve import node_keys
+    from camnode.node.broker import resolve_broker
+    from camnode.node.wiring import build_node
+    from camnode.node.curve import node_keys
 
     cfg = store.config
     broker = private = note = None
@@ -245,7 +245,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     urls = _urls(cfg.web.host, port)
     node = _start_node(store, urls[-1])
-    from web.auth import cookie_secret
+    from camnode.web.auth import cookie_secret
 
     # Workers share one key for session cookies, kept beside the config file, the
     # sessions file there, and the key pair that opens the node's command socket.
@@ -296,8 +296,8 @@ def cmd_node(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from node.curve import ClientKeys
-    from web.app import WebOptions, run_worker
+    from camnode.node.curve import ClientKeys
+    from camnode.web.app import WebOptions, run_worker
 
     _setup_logging(args.log_level)
     command = args.command
@@ -333,7 +333,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    from node.loader import Registry, module_config_issues
+    from camnode.node.loader import Registry, module_config_issues
 
     issues = module_config_issues(Registry(cfg.processor_dirs()), cfg.pipeline.module,
                                   cfg.pipeline.module_params)
@@ -347,7 +347,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_install_service(args: argparse.Namespace) -> int:
-    from node.install import install, next_steps
+    from camnode.node.install import install, next_steps
 
     try:
         written = install(Path(args.output), args.user, Path(args.config))
@@ -362,7 +362,7 @@ def cmd_install_service(args: argparse.Namespace) -> int:
 
 def cmd_fetch_model(args: argparse.Namespace) -> int:
     """Download the `objects` detector's model, check its sha256, keep it in the state dir."""
-    from node import models
+    from camnode.node import models
 
     _setup_logging("INFO")
     bundle = models.DEFAULT_MODEL
