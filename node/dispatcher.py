@@ -23,7 +23,7 @@ from camnode.node.schemas import ValidationIssue, has_schema, roi_name_pattern, 
 from camnode.node.wire import COMMANDS, INTERNAL_COMMANDS, reply_error, reply_ok
 
 if TYPE_CHECKING:
-    from camnode.node.app import Node
+    from camnode.node.core import Node
 
 log = logging.getLogger(__name__)
 

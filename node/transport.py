@@ -1,7 +1,7 @@
 """The one small interface every transport implements (MQTT, the ZeroMQ state/event
 publisher, the ZeroMQ command server), after Frigate's Communicator.
 
-The core (node/app.py, node/dispatcher.py) publishes on the core topics below and never
+The core (node/core.py, node/dispatcher.py) publishes on the core topics below and never
 names a transport; each transport maps a core topic onto its own wire (MQTT topics,
 ZeroMQ messages) and ignores the ones it has no use for. Commands come back through the
 handler a transport is subscribed with: the dispatcher (`handle(command, payload)`, and

@@ -40,7 +40,7 @@ TOPIC_VARIANT = b"vframe"
 TOPIC_STATE = b"state"
 TOPIC_EVENT = b"event"
 
-# `kind` of an `event` message's header (built in node/app.py, read by web workers).
+# `kind` of an `event` message's header (built in node/core.py, read by web workers).
 EVENT_DETECTION = "event"
 EVENT_OCCUPANCY = "occupancy"
 EVENT_MOTION = "motion"

@@ -1,13 +1,13 @@
 """The composition root: builds the node's core and hands it its transports.
 
-Called by node/cli.py in the main thread. The core (node/app.py, node/dispatcher.py) never
+Called by node/cli.py in the main thread. The core (node/core.py, node/dispatcher.py) never
 names MQTT; this is the one place that decides which transports a node has. A new
 transport implements node/transport.py's interface and is added here, touching no core file.
 """
 
 from __future__ import annotations
 
-from camnode.node.app import Node
+from camnode.node.core import Node
 from camnode.node.broker import PrivateBroker
 from camnode.node.config import ConfigStore
 from camnode.node.mqtt_bridge import MqttBridge

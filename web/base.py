@@ -20,7 +20,7 @@ from tornado import web
 
 from camnode.web.auth import AuthConfig, Throttle, session_user
 from camnode.web.hosts import HostCheck
-from camnode.web.hub import NodeLink
+from camnode.web.nodelink import NodeLink
 from camnode.web.sessions import SessionStore
 
 if TYPE_CHECKING:

@@ -23,7 +23,8 @@ from typing import Callable
 from camnode.node.wire import VariantError, parse_request
 from camnode.web.auth import session_id
 from camnode.web.base import BaseHandler
-from camnode.web.hub import BOUNDARY, Frame, NodeLink
+from camnode.web.mjpeg import BOUNDARY, Frame
+from camnode.web.nodelink import NodeLink
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class StreamClient:
 
 
 class Fanout:
-    """All stream clients of one worker; the hub's frame listener."""
+    """All stream clients of one worker; the node link's frame listener."""
 
     def __init__(self, link: NodeLink, max_clients: int):
         self.link = link

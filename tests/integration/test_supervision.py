@@ -18,7 +18,7 @@ import time
 import pytest
 
 from camnode.node import supervisor
-from camnode.node.app import Node
+from camnode.node.core import Node
 from camnode.node.wiring import build_node
 from camnode.node.config import ConfigStore, load_config
 from tests.integration.conftest import (BASE_CONFIG, deep_update, get_json, post_command,

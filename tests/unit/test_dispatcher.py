@@ -1,6 +1,6 @@
 """Unit tests for node.dispatcher: envelopes, validation, module/set and pipeline commands.
 
-A real node.app.Node is started on inproc ZeroMQ endpoints with a small synthetic camera
+A real node.core.Node is started on inproc ZeroMQ endpoints with a small synthetic camera
 and autostart off; it is always stopped by the fixture finalizer.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from camnode.node.app import Node
+from camnode.node.core import Node
 from camnode.node.config import ConfigStore, load_config
 from camnode.node.dispatcher import MAX_PAYLOAD
 

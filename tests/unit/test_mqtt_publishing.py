@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from camnode.node import mqtt_bridge
+from camnode.node import mqtt_retained
 from camnode.node.config import parse_config
 from camnode.node.discovery import label_component_ids
 from camnode.node.loader import Registry
@@ -34,7 +34,7 @@ class Store:
 
 
 class FakeNode:
-    """The parts of node.app.Node the bridge reads."""
+    """The parts of node.core.Node the bridge reads."""
 
     def __init__(self, doc: dict):
         self.store = Store(parse_config(doc))
@@ -54,7 +54,7 @@ BASE = {"node_id": "porch", "camera": {"source": "synthetic"},
 @pytest.fixture
 def bridge(monkeypatch):
     clock = {"now": 1000.0}
-    monkeypatch.setattr(mqtt_bridge.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(mqtt_retained.time, "monotonic", lambda: clock["now"])
 
     def make(doc: dict | None = None) -> tuple[MqttBridge, Recorder, dict]:
         node = FakeNode({**BASE, **(doc or {})})

@@ -3,8 +3,8 @@
 Runs on the worker's Tornado/asyncio loop thread, the only thread of a worker. The SUB
 socket's file descriptor is watched by the loop; each time it signals, the socket is
 drained and only the newest frame is kept, so a busy node never puts a worker behind.
-Each frame's HTTP multipart part (headers + JPEG + boundary) is built once here and the
-same bytes go to every client of this worker.
+Each frame's HTTP multipart part (web/mjpeg.py) is built once here and the same bytes go
+to every client of this worker.
 """
 
 from __future__ import annotations
@@ -15,35 +15,18 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import zmq
 
 from camnode.node import wire
 from camnode.node.wire import ClientKeys
+from camnode.web.mjpeg import Frame, build_part
 from camnode.web.watchdog import CallbackGuard
 
 log = logging.getLogger(__name__)
 
-BOUNDARY = b"frame"
 STATE_STALE_S = 3.0
-
-
-@dataclass(frozen=True)
-class Frame:
-    header: wire.FrameHeader
-    jpeg: bytes
-    part: bytes  # multipart headers + JPEG + CRLF + next boundary, shared by all clients
-    received: float
-
-
-def build_part(header: wire.FrameHeader, jpeg: bytes) -> bytes:
-    """One part of the MJPEG stream; the boundary follows the JPEG at once so a browser
-    knows the image is complete and draws it without waiting for the next frame."""
-    head = (b"Content-Type: image/jpeg\r\nContent-Length: %d\r\nX-Timestamp: %.6f\r\n"
-            b"X-Frame-Seq: %d\r\n\r\n" % (len(jpeg), header.ts, header.seq))
-    return b"".join((head, jpeg, b"\r\n--", BOUNDARY, b"\r\n"))
 
 
 class NodeLink:

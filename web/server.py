@@ -27,7 +27,7 @@ from camnode.web.handlers import (AuthStaticHandler, CommandHandler, EventSnapsh
                           LogoutHandler, MetricsHandler, ModulesHandler, SnapshotHandler,
                           StateHandler, worker_state)
 from camnode.web.hosts import HostCheck
-from camnode.web.hub import NodeLink
+from camnode.web.nodelink import NodeLink
 from camnode.web.live import EventLog, LiveHub, LiveSocket
 from camnode.web.sessions import SessionStore
 from camnode.web.stream import Fanout, StreamHandler
