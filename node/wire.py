@@ -118,6 +118,26 @@ def reply_ok(request_id: Any, command: str, data: Any = None) -> dict:
     return {"id": request_id, "command": command, "status": "ok", "data": data}
 
 
+def request_id_of(payload: Any) -> Any:
+    """The sender's `id` to echo, when the payload (a dict, or a REST body still as text)
+    has a usable one: a string of at most 128 characters or an integer of at most 40
+    digits. Never raises, whatever the text (web workers answer for the node with it when
+    the node does not answer)."""
+    if isinstance(payload, (str, bytes)):
+        if len(payload) > 64 * 1024:
+            return None
+        try:
+            payload = json.loads(payload)
+        except (ValueError, RecursionError, TypeError):
+            return None
+    rid = payload.get("id") if isinstance(payload, dict) else None
+    if isinstance(rid, bool) or not isinstance(rid, (str, int, type(None))):
+        return None
+    if isinstance(rid, int) and len(str(abs(rid))) > 40:
+        return None
+    return rid if not isinstance(rid, str) or len(rid) <= 128 else None
+
+
 def reply_error(request_id: Any, command: str, code: str, message: str,
                 details: Iterable = ()) -> dict:
     """The answer envelope of a refused command; `details` holds ValidationIssues

@@ -177,7 +177,7 @@ class NodeLink:
     # -- commands -----------------------------------------------------------------------
     async def command(self, command: str, payload: Any, timeout: float = 5.0) -> dict:
         """Send a command to the node's dispatcher; an `unavailable` envelope on timeout."""
-        request_id = payload.get("id") if isinstance(payload, dict) else None
+        request_id = wire.request_id_of(payload)  # a REST body is still text here
         if self._dealer is None:
             return _unavailable(request_id, command, "web worker is shutting down")
         token = str(next(self._tokens)).encode()

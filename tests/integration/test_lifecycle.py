@@ -144,6 +144,9 @@ def test_web_answers_quickly_when_the_node_is_down(camnode):
     assert request(url + "/snapshot.jpg")[0] == 503
     status, reply = post_command(url, "pipeline/start")
     assert status == 503 and reply["error"]["code"] == "unavailable"
+    # The worker answers for the node, and still echoes the request's id (issue 9 B.7).
+    status, reply = post_command(url, "pipeline/start", {"id": "start-7"})
+    assert status == 503 and reply["id"] == "start-7"
     assert time.monotonic() - t0 < 2.0
 
 
