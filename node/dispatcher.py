@@ -20,7 +20,8 @@ from camnode.node.config import ConfigError, roi_issues
 from camnode.node.owner import Mailbox, OwnerBusy
 from camnode.node.loader import InvalidParams, ModuleLoadError, UnknownModule
 from camnode.node.schemas import ValidationIssue, has_schema, roi_name_pattern, validate, validator
-from camnode.node.wire import COMMANDS, INTERNAL_COMMANDS, reply_error, reply_ok
+from camnode.node.wire import (COMMANDS, INTERNAL_COMMANDS, reply_error, reply_ok,  # noqa: F401
+                               request_id_of)  # request_id_of: also imported from here
 
 if TYPE_CHECKING:
     from camnode.node.core import Node
@@ -47,14 +48,6 @@ class CommandError(Exception):
 
 ok = reply_ok
 error = reply_error
-
-
-def request_id_of(payload: Any) -> Any:
-    """The sender's `id` to echo, when the payload has a usable one."""
-    rid = payload.get("id") if isinstance(payload, dict) else None
-    if isinstance(rid, bool) or not isinstance(rid, (str, int, type(None))):
-        return None
-    return rid if not isinstance(rid, str) or len(rid) <= 128 else None
 
 
 def check_table(handlers: dict[str, Callable]) -> dict[str, str]:
