@@ -1,6 +1,6 @@
 """The composition root: builds the node's core and hands it its transports.
 
-Called by node/cli.py in the main thread. The core (node/core.py, node/dispatcher.py) never
+Called by camnode/cli.py in the main thread. The core (node/core.py, node/dispatcher.py) never
 names MQTT; this is the one place that decides which transports a node has. A new
 transport implements node/transport.py's interface and is added here, touching no core file.
 """

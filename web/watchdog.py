@@ -2,7 +2,7 @@
 
 The loop is the worker's only thread of work, and it cannot be restarted from inside: a
 handler stuck in a blocking call would leave every viewer of this worker frozen with
-nothing said. `camnode run` (node/cli.py `Workers`) restarts a worker that exits, with a
+nothing said. `camnode run` (camnode/workers.py `Workers`) restarts a worker that exits, with a
 back-off, and reports it in the node's health meanwhile (part `web`).
 """
 
