@@ -117,9 +117,12 @@ class Part:
 
     # -- lifetime (the component's start/stop) ------------------------------------------
     def start(self) -> "Part":
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        # Known to others only once started: a thread not yet started is not alive and
+        # would read as "dead" to the state thread in between.
+        thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self.beat()
-        self._thread.start()
+        thread.start()
+        self._thread = thread
         return self
 
     def join(self, timeout: float | None = None) -> bool:

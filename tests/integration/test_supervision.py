@@ -134,7 +134,7 @@ def _works(node: Node, url: str, probe, part: str) -> None:
 @pytest.mark.parametrize("part", list(TARGETS))
 def test_exception_in_a_part_is_logged_counted_reported_and_recovered(live, part, caplog):
     node, url, probe = live
-    caplog.set_level(logging.INFO, logger="node.supervisor")
+    caplog.set_level(logging.INFO, logger="camnode.node.supervisor")
     mark = probe.mark()
     get, attr = TARGETS[part]
     raised = break_once(get(node), attr, RuntimeError(f"injected into {part}"))

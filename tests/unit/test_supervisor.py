@@ -47,7 +47,7 @@ def test_a_crashing_loop_is_logged_counted_reported_and_restarted(stop, caplog):
             stop.wait(0.02)
 
     s = Supervisor()
-    with caplog.at_level(logging.ERROR, logger="node.supervisor"):
+    with caplog.at_level(logging.ERROR, logger="camnode.node.supervisor"):
         part = s.spawn("events", body, stop)
         problem = wait_for(lambda: s.problems(), what="the crash reported")
         assert problem[0]["part"] == "events" and "ValueError: injected" in problem[0]["reason"]
@@ -76,7 +76,7 @@ def test_back_off_doubles_between_restarts(stop):
 
 
 def test_a_loop_that_makes_no_progress_is_stalled_then_recovers(stop, caplog):
-    caplog.set_level(logging.INFO, logger="node.supervisor")
+    caplog.set_level(logging.INFO, logger="camnode.node.supervisor")
     block = threading.Event()
 
     def body():
@@ -205,3 +205,24 @@ def test_float_frames_in_0_1_are_scaled_and_bool_is_white():
 def test_module_outputs_that_cannot_be_shown_are_refused_with_why(out, why):
     frame, got = conform(out, 64, 48)
     assert frame is None and why in got
+
+
+def test_a_part_being_started_is_never_reported_dead(monkeypatch):
+    # The state thread may read problems while another thread is inside spawn(): the part
+    # is listed but its thread not started yet. That moment must not read as "dead"
+    # (every node start logged "capture: dead: thread ended" and at once "ok again").
+    s = Supervisor()
+    seen = []
+    real_start = threading.Thread.start
+
+    def start_and_look(thread):
+        seen.extend(p.get("reason", "") for p in s.problems())
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start_and_look)
+    stop = threading.Event()
+    part = s.spawn("capture", lambda: stop.wait(), stop)
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    stop.set()
+    part.join(5)
+    assert not [r for r in seen if "dead" in r], seen
