@@ -6,15 +6,13 @@ default) and reads its state, /metrics, /stream.mjpg and /snapshot.jpg as client
 
 from __future__ import annotations
 
-import http.server
-import threading
 import time
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.integration.conftest import MjpegReader, get_json, request, wait_for
+from tests.integration.conftest import MjpegCamera, MjpegReader, get_json, request, wait_for
 
 DEMAND = {"pipeline": {"encode": "demand"}}
 
@@ -113,57 +111,20 @@ def test_variants_over_the_cap_are_refused(run_node):
 
 
 # -- camera JPEG passthrough ---------------------------------------------------------------
-class _Camera:
-    """An MJPEG HTTP camera sending distinct numbered JPEGs (so bytes can be compared)."""
-
-    def __init__(self, width=320, height=240, count=20, fps=10):
-        self.jpegs = []
-        for i in range(count):
-            img = np.full((height, width, 3), (i * 12) % 255, np.uint8)
-            cv2.putText(img, str(i), (20, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 2,
-                        (255, 255, 255), 3)
-            self.jpegs.append(cv2.imencode(".jpg", img)[1].tobytes())
-        self.fps = fps
-        self.server: http.server.ThreadingHTTPServer | None = None
-
-    def start(self) -> str:
-        camera = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace;boundary=cam")
-                self.end_headers()
-                i = 0
-                try:
-                    while camera.server is not None:
-                        jpeg = camera.jpegs[i % len(camera.jpegs)]
-                        self.wfile.write(b"--cam\r\nContent-Type: image/jpeg\r\n"
-                                         b"Content-Length: %d\r\n\r\n" % len(jpeg) + jpeg
-                                         + b"\r\n")
-                        i += 1
-                        time.sleep(1 / camera.fps)
-                except OSError:
-                    pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}/stream"
-
-    def stop(self) -> None:
-        server, self.server = self.server, None
-        if server:
-            server.shutdown()
-            server.server_close()
+def _numbered_jpegs(width=320, height=240, count=20) -> list[bytes]:
+    """Distinct numbered JPEGs, so the bytes a viewer gets can be told apart."""
+    jpegs = []
+    for i in range(count):
+        img = np.full((height, width, 3), (i * 12) % 255, np.uint8)
+        cv2.putText(img, str(i), (20, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 2,
+                    (255, 255, 255), 3)
+        jpegs.append(cv2.imencode(".jpg", img)[1].tobytes())
+    return jpegs
 
 
 @pytest.fixture
 def mjpeg_camera():
-    cam = _Camera()
+    cam = MjpegCamera(_numbered_jpegs(), fps=10)
     url = cam.start()
     yield cam, url
     cam.stop()

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import http.server
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.integration.conftest import request, wait_for
+from tests.integration.conftest import MjpegCamera, request, wait_for
 
 
 def _write_video(path: Path, size=(160, 120), frames=10, fps=10) -> None:
@@ -67,52 +63,10 @@ def test_deleted_video_file_gives_no_signal_then_recovers(run_node, tmp_path):
     assert node.state()["source"]["reconnects"] >= 1
 
 
-class _MjpegCamera:
-    """A network camera stand-in: an HTTP MJPEG server we can switch off and on."""
-
-    def __init__(self) -> None:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.port = s.getsockname()[1]
-        s.close()
-        self.server: http.server.ThreadingHTTPServer | None = None
-        ok, buf = cv2.imencode(".jpg", np.full((240, 320, 3), 200, np.uint8))
-        self.jpeg = buf.tobytes()
-
-    def start(self) -> None:
-        camera = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=b")
-                self.end_headers()
-                try:
-                    while camera.server is not None:
-                        self.wfile.write(b"--b\r\nContent-Type: image/jpeg\r\nContent-Length: %d"
-                                         b"\r\n\r\n" % len(camera.jpeg) + camera.jpeg + b"\r\n")
-                        time.sleep(0.1)
-                except OSError:
-                    pass
-
-        http.server.ThreadingHTTPServer.allow_reuse_address = True
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        server, self.server = self.server, None
-        if server:
-            server.shutdown()
-            server.server_close()
-
-
 @pytest.fixture
 def network_camera():
-    cam = _MjpegCamera()
+    ok, buf = cv2.imencode(".jpg", np.full((240, 320, 3), 200, np.uint8))
+    cam = MjpegCamera([buf.tobytes()], fps=10)
     cam.start()
     yield cam
     cam.stop()
