@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 NOTSENT_LOWAT_BYTES = 64 * 1024
+STALE_AFTER_S = 1.5  # a viewer whose newest frame is older than this is counted as stalled
 
 RESPONSE_HEAD = (b"HTTP/1.1 200 OK\r\n"
                  b"Content-Type: multipart/x-mixed-replace; boundary=" + BOUNDARY + b"\r\n"
@@ -47,7 +48,7 @@ class StreamClient:
 
     __slots__ = ("id", "sock", "fd", "peer", "fanout", "loop", "pending", "sent_seq",
                  "armed", "closed", "frames", "bytes", "connected", "_fps_window", "session",
-                 "variant")
+                 "variant", "sent_ts", "done_ts")
 
     def __init__(self, fanout: "Fanout", sock: socket.socket, peer: str, variant: str = ""):
         self.id = next(_ids)
@@ -56,6 +57,10 @@ class StreamClient:
         self.loop = fanout.loop
         self.pending: memoryview | None = None  # rest of a frame the kernel took only part of
         self.sent_seq = -1
+        # Capture times of the frame being sent and of the last one fully sent: the fps
+        # is frames over capture time, so when the sample falls between frames no
+        # longer matters (a 1 s window at 10 fps read 12 when it held one frame extra).
+        self.sent_ts = self.done_ts = 0.0
         self.armed = self.closed = False
         self.frames = self.bytes = 0
         self.connected = time.time()
@@ -86,13 +91,14 @@ class StreamClient:
         if n == 0:
             self._arm()  # kernel full: try again, with whatever is newest, when it drains
             return
-        self.sent_seq = frame.header.seq
+        self.sent_seq, self.sent_ts = frame.header.seq, frame.header.ts
         self.bytes += n
         if n < len(frame.part):
             self.pending = memoryview(frame.part)[n:]
             self._arm()
         else:
             self.frames += 1
+            self.done_ts = self.sent_ts
 
     def _write_pending(self) -> None:
         try:
@@ -110,6 +116,7 @@ class StreamClient:
         self.pending = None
         if self.sent_seq >= 0:
             self.frames += 1
+            self.done_ts = self.sent_ts
         self._send_newest()
 
     def _arm(self) -> None:
@@ -150,10 +157,17 @@ class StreamClient:
             log.info("stream client %d (%s) closed: %s", self.id, self.peer, exc)
 
     def sample_fps(self, now: float) -> float:
-        """Frames per second over the last few samples (sampled by Fanout every second)."""
-        self._fps_window.append((now, self.frames))
+        """Frames per second over the last few samples (sampled by Fanout every second,
+        `now` wall-clock time like the frames' capture times): frames delivered between
+        the capture times of the first and last frame in the window. A viewer that has
+        stopped getting frames has its window stretched to `now`, so it falls to 0."""
+        if self.frames == 0:
+            return 0.0
+        self._fps_window.append((self.done_ts, self.frames))
         (t0, f0), (t1, f1) = self._fps_window[0], self._fps_window[-1]
-        return round((f1 - f0) / (t1 - t0), 2) if t1 > t0 else 0.0
+        if now - t1 > STALE_AFTER_S:
+            t1 = now
+        return round((f1 - f0) / (t1 - t0), 2) if f1 > f0 and t1 > t0 else 0.0
 
     def describe(self, fps: float) -> dict:
         return {"id": self.id, "peer": self.peer, "fps": fps, "frames": self.frames,
@@ -222,7 +236,7 @@ class Fanout:
 
     def sample(self) -> None:
         """Called every second by the worker to refresh per-client fps."""
-        now = time.monotonic()
+        now = time.time()
         self.fps = {cid: c.sample_fps(now) for cid, c in self.clients.items()}
 
     @property
