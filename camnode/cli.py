@@ -115,7 +115,8 @@ def _urls(host: str, port: int) -> list[str]:
 
 
 def _start_node(store: ConfigStore, web_url: str | None = None):
-    """Find the MQTT broker (maybe start a private one), then start the node."""
+    """Find the MQTT broker (maybe start a private one), then build and start the node
+    (node/wiring.py); returns the started Assembly, whose stop() ends all of it."""
     from camnode.node.broker import resolve_broker
     from camnode.node.wiring import build_node
     from camnode.node.curve import node_keys
@@ -128,16 +129,11 @@ def _start_node(store: ConfigStore, web_url: str | None = None):
             broker, private = (found[0], found[1]), found[2]
         else:
             note = "no MQTT broker: set mqtt.host, or install mosquitto"
-    node = build_node(store, broker, private, web_url, note)
     # The command socket takes only CURVE clients holding a key (node/curve.py).
-    node.commands.keys = node_keys(cfg.base_dir)
-    try:
-        node.start()
-    except Exception:
-        if private:
-            private.stop()
-        raise
-    return node
+    assembly = build_node(store, broker, private, web_url, note,
+                          command_keys=node_keys(cfg.base_dir))
+    assembly.start()
+    return assembly
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -153,14 +149,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra.close()
     port = sock.getsockname()[1]
     urls = _urls(cfg.web.host, port)
-    node = _start_node(store, urls[-1])
+    parts = _start_node(store, urls[-1])
+    node = parts.node
     from camnode.web.auth import cookie_secret
 
     # Workers share one key for session cookies, kept beside the config file, the
     # sessions file there, and the key pair that opens the node's command socket.
     env = dict(os.environ, CAMNODE_COOKIE_SECRET=cookie_secret(cfg.base_dir),
-               **node.commands.keys.local_client.to_env())
-    workers = Workers(sock, _local(node.publisher.endpoint), _local(node.commands.endpoint),
+               **parts.commands.keys.local_client.to_env())
+    workers = Workers(sock, _local(parts.publisher.endpoint), _local(parts.commands.endpoint),
                       cfg.web.workers, cfg.web.max_clients, cfg.log_level, env,
                       supervisor=node.supervisor, reported=node.worker_reported,
                       extra_args=_worker_args(cfg))
@@ -173,7 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.info("stopping")
         workers.stop()
         sock.close()
-        node.stop()
+        parts.stop()
     return 0
 
 
@@ -194,13 +191,13 @@ def cmd_node(args: argparse.Namespace) -> int:
     store = _load(args)
     stop = threading.Event()
     _stop_on_signal(stop)
-    node = _start_node(store)
+    parts = _start_node(store)
     log.info("node %s running: frames on %s, commands on %s", store.config.node_id,
-             node.publisher.endpoint, node.commands.endpoint)
+             parts.publisher.endpoint, parts.commands.endpoint)
     try:
         stop.wait()
     finally:
-        node.stop()
+        parts.stop()
     return 0
 
 

@@ -16,10 +16,9 @@ import zmq
 
 from camnode.node import strictjson
 from camnode.node.curve import CurveGuard, ServerKeys
-from camnode.node.dispatcher import MAX_PAYLOAD, Dispatcher, error
 from camnode.node.supervisor import Supervisor, beat
 from camnode.node.transport import CommandHandler
-from camnode.node.wire import encode_json
+from camnode.node.wire import MAX_PAYLOAD, encode_json, reply_error as error
 
 # A REST body (at most MAX_PAYLOAD bytes) arrives JSON-escaped inside the message: up
 # to 6 bytes per character (\uXXXX) plus the envelope.
@@ -32,22 +31,23 @@ log = logging.getLogger(__name__)
 class CommandServer:
     """Owns the ROUTER socket and its thread; start()/stop() are idempotent."""
 
-    def __init__(self, bind: str, dispatcher: Dispatcher, context: zmq.Context | None = None,
+    def __init__(self, bind: str, context: zmq.Context | None = None,
                  supervisor: Supervisor | None = None, keys: ServerKeys | None = None):
+        """Built by node/wiring.py; commands go to the handler it is subscribed with."""
         self.supervisor = supervisor or Supervisor()  # runs the thread (part `commands`)
         self.bind = bind
         self.keys = keys
         self._guard: CurveGuard | None = None
         self.endpoint = ""
-        self.dispatcher = dispatcher
+        self.handler: CommandHandler | None = None
         self._ctx = context or zmq.Context.instance()
         self._sock: zmq.Socket | None = None
         self._stop = threading.Event()
         self._part = None
 
     # -- node/transport.py's interface: commands in, nothing published -----------------------
-    def subscribe(self, handler: "CommandHandler") -> None:
-        self.dispatcher = handler
+    def subscribe(self, handler: CommandHandler) -> None:
+        self.handler = handler
 
     def publish(self, topic: str, payload: Any, retain: bool = False) -> None:
         """Replies only: news reaches web workers over the PUB socket."""
@@ -120,7 +120,5 @@ class CommandServer:
         if not isinstance(command, str):
             return error(None, "", "invalid_json",
                          'command message must be {"command": str, "payload": ...}')
-        payload = req.get("payload", {})
-        if isinstance(payload, str):
-            return self.dispatcher.handle_raw(command, payload)
-        return self.dispatcher.handle(command, payload)
+        # A REST body comes as the string it was (parsed by the handler's strict reader).
+        return self.handler(command, req.get("payload", {}), True)

@@ -1,6 +1,8 @@
 """The node's core: capture, pipeline, events, the dispatcher and the state's owner.
 
-Built by node/wiring.py in the main thread, which adds transports (node/transport.py);
+Built by node/wiring.py in the main thread, which hands it the ZeroMQ publisher its frames
+go out on and adds the transports (node/transport.py), which it knows only by that
+interface;
 `start()` brings components up in dependency order and `stop()` takes them down in
 reverse. The state thread owns the node's state: it runs every command (node/owner.py)
 and publishes the state, on every change and once a second, as the core topic `state`
@@ -18,8 +20,6 @@ import threading
 import time
 
 from camnode.node import __version__, transport, wire
-from camnode.node.broker import PrivateBroker
-from camnode.node.command_server import CommandServer
 from camnode.node.config import ConfigStore
 from camnode.node.dispatcher import Dispatcher
 from camnode.node.owner import CALL_TIMEOUT_S, Mailbox
@@ -61,15 +61,16 @@ class PubEventSink:
 class Node:
     """Owns all state of one camera node."""
 
-    def __init__(self, store: ConfigStore, private_broker: PrivateBroker | None = None,
-                 web_url: str | None = None, mqtt_note: str | None = None):
-        """Built by node/wiring.py (the composition root), which adds the broker link."""
+    def __init__(self, store: ConfigStore, publisher: Publisher, web_url: str | None = None,
+                 mqtt_note: str | None = None):
+        """Built by node/wiring.py (the composition root). `publisher`: where encoded
+        frames go (web workers subscribe to it); it is a transport for state too."""
         cfg = store.config
         self.store = store
         self.web_url = web_url
         self.supervisor = Supervisor(on_change=self.notify)
         self.registry = Registry(cfg.processor_dirs(), cfg.pipeline.examples)
-        self.publisher = Publisher(cfg.zmq.publish)
+        self.publisher = publisher
         self.events = EventEngine(cfg.events, cfg.node_id, [PubEventSink(self.publisher)],
                                   supervisor=self.supervisor)
         self.pipeline = Pipeline(cfg.camera, self.publisher, cfg.pipeline.stamp,
@@ -78,17 +79,12 @@ class Node:
                                  max_variants=cfg.pipeline.max_variants)
         self.mailbox = Mailbox()  # served by the state thread, the state's one owner
         self.dispatcher = Dispatcher(self, self.mailbox)
-        self.commands = CommandServer(cfg.zmq.command, self.dispatcher,
-                                      supervisor=self.supervisor)
-        # Everything the core says goes to these (node/transport.py), commands come back
-        # from them to the dispatcher. The ZeroMQ pair is built here because frames go
-        # through the publisher; others are added by node/wiring.py.
-        self.transports: list[Transport] = [self.publisher, self.commands]
-        for t in self.transports:
-            t.subscribe(self.dispatcher)
+        # Everything the core says goes to these (node/transport.py); commands come back
+        # from them to the dispatcher. Others are added by node/wiring.py.
+        self.transports: list[Transport] = [self.publisher]
+        self.publisher.subscribe(self.dispatcher.handle)
         self._added: list = []  # started after the core, stopped before it
         self.broker_link = None  # the added transport whose status() is the state's "mqtt"
-        self._private_broker = private_broker
         self._mqtt_note = mqtt_note or "MQTT disabled in the configuration"
         self._changed = threading.Event()
         self._stop = threading.Event()
@@ -108,7 +104,6 @@ class Node:
         self.events.start()
         self._load_initial_module()
         self.pipeline.open()
-        self.commands.start()
         for t in self._added:
             t.start()
         self._stop.clear()
@@ -126,13 +121,10 @@ class Node:
             self._state_part = None
         for t in reversed(self._added):
             t.stop()
-        self.commands.stop()
         self.pipeline.close()
         self.events.stop()
         self.publish_state()
         self.publisher.stop()
-        if self._private_broker:
-            self._private_broker.stop()
         log.info("node stopped")
 
     def add_transport(self, t, *, event_sink: bool = False, broker_link: bool = False) -> None:
@@ -140,7 +132,7 @@ class Node:
         dispatcher, sent every core topic, started after the core and stopped before it.
         `event_sink`: it also takes the event engine's outputs (node/events.py EventSink);
         `broker_link`: its status() is the state's `mqtt` field."""
-        t.subscribe(self.dispatcher)
+        t.subscribe(self.dispatcher.handle)
         self.transports.append(t)
         self._added.append(t)
         if event_sink:
@@ -175,9 +167,15 @@ class Node:
             retain=True)
         self.notify()
 
-    def refresh(self) -> None:
-        """Every transport sends its retained messages again (`state/get`)."""
-        self._broadcast(transport.REFRESH, None)
+    def refresh(self) -> dict:
+        """Every transport sends its retained messages again (`state/get`, and a
+        transport's `transport/refresh` after it reconnected). State thread; returns the
+        news sent: the state, the ROIs, `info` and the events' newest outputs."""
+        cfg = self.store.config
+        news = {"state": self.state(), "rois": {"version": cfg.rois_version, "rois": cfg.rois},
+                "info": self.info(), "outputs": self.events.outputs}
+        self._broadcast(transport.REFRESH, news)
+        return news
 
     def _broadcast(self, topic: str, payload, retain: bool = False) -> None:
         """A core topic to every transport (node/transport.py); one failing is logged."""
@@ -279,7 +277,7 @@ class Node:
             "node_id": cfg.node_id,
             "name": cfg.name,
             "version": __version__,
-            "modules": self.registry.available(),
+            "modules": self.registry.offered(cfg.pipeline.module),
             "uptime_s": round(time.time() - self._started_at, 1),
             "last_error": s.get("module_error") or s.get("module_last_error") or self.last_error,
             "commands": dict(self.dispatcher.counts),

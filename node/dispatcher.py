@@ -20,15 +20,14 @@ from camnode.node.config import ConfigError, roi_issues
 from camnode.node.owner import Mailbox, OwnerBusy
 from camnode.node.loader import InvalidParams, ModuleLoadError, UnknownModule
 from camnode.node.schemas import ValidationIssue, has_schema, roi_name_pattern, validate, validator
-from camnode.node.wire import (COMMANDS, INTERNAL_COMMANDS, reply_error, reply_ok,  # noqa: F401
-                               request_id_of)  # request_id_of: also imported from here
+from camnode.node.wire import (COMMANDS, INTERNAL_COMMANDS, MAX_PAYLOAD,  # noqa: F401
+                               reply_error, reply_ok, request_id_of)
 
 if TYPE_CHECKING:
     from camnode.node.core import Node
 
 log = logging.getLogger(__name__)
 
-MAX_PAYLOAD = 64 * 1024
 # Sent by web workers over ZeroMQ only: not logged, not counted (node/wire.py's table).
 INTERNAL = INTERNAL_COMMANDS
 
@@ -90,6 +89,7 @@ class Dispatcher:
             "state/get": self._state_get,
             "viewers/report": self._viewers_report,
             "picture/request": self._picture_request,
+            "transport/refresh": self._transport_refresh,
             "roi/get": self._roi_get,
             "roi/add": self._roi_add,
             "roi/update": self._roi_update,
@@ -116,11 +116,21 @@ class Dispatcher:
                 payload = strictjson.loads(raw, max_bytes=MAX_PAYLOAD)
             except strictjson.JsonRefused as exc:
                 return self._count(error(None, command, exc.code, exc.message, exc.issues))
-        return self.handle(command, payload, allow_internal)
+        return self._run(command, payload, allow_internal)
 
     def handle(self, command: str, payload: Any, allow_internal: bool = True) -> dict:
-        """Validate and run one command; never raises. MQTT and REST pass
-        `allow_internal=False`: worker reports come over ZeroMQ only."""
+        """Validate and run one command; never raises. The one callable every transport
+        is subscribed with (node/transport.py): `payload` as bytes or str is a body still
+        to parse (`handle_raw`). MQTT and REST pass `allow_internal=False`: worker
+        reports come over ZeroMQ only."""
+        if isinstance(payload, (bytes, bytearray, str)):
+            return self.handle_raw(command, bytes(payload) if isinstance(payload, bytearray)
+                                   else payload, allow_internal)
+        return self._run(command, payload, allow_internal)
+
+    def _run(self, command: str, payload: Any, allow_internal: bool) -> dict:
+        """A parsed payload: check it against the table and its schema here, on the
+        transport's thread, then run its handler on the owner thread."""
         request_id = request_id_of(payload)
         handler = self._handlers.get(command)
         if handler is None or (command in INTERNAL and not allow_internal):
@@ -174,9 +184,11 @@ class Dispatcher:
         return self.node.state()
 
     def _state_get(self, payload: dict) -> dict:
-        self.node.publish_state()
-        self.node.refresh()  # every retained message again, on every transport
-        return self.node.state()
+        return self.node.refresh()["state"]  # every retained message again, everywhere
+
+    def _transport_refresh(self, payload: dict) -> None:
+        """A transport (re)connected (node/mqtt_bridge.py): everything retained again."""
+        self.node.refresh()
 
     def _module_list(self, payload: dict) -> list[dict]:
         reg = self.node.registry

@@ -81,6 +81,18 @@ class Registry:
                 continue
         return sorted(names)
 
+    def offered(self, current: str) -> list[str]:
+        """`available()`, plus the module in use when it exists but is not listed (an
+        example while examples are hidden): a select must be able to show it."""
+        names = self.available()
+        if current not in names:
+            try:
+                self.path_of(current)
+            except UnknownModule:
+                return names
+            names = sorted([*names, current])
+        return names
+
     def path_of(self, name: str) -> Path:
         if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name in NOT_MODULES \
                 or name.startswith("_"):

@@ -4,8 +4,15 @@ One paho-mqtt 2.x client per node (`camnode-<node_id>`), connected with
 `connect_async` + `loop_start`, so the node streams with the broker down and connects
 when it appears; paho reconnects by itself. paho's network thread only runs the
 callbacks, which hand work over: commands go to a queue served by the `mqtt-commands`
-thread, which calls the dispatcher and publishes exactly one reply per request.
-Publishing (`publish` is thread-safe in paho) happens from the node's threads.
+thread, which hands them to the core's command handler and publishes exactly one reply
+per request. Publishing (`publish` is thread-safe in paho) happens from the node's threads.
+
+The bridge never sees the node: it is given its settings, the supervisor that runs its
+thread and a callback for "my status changed" (node/wiring.py), commands go to the one
+handler it is subscribed with, and what it publishes comes from the core topics
+(node/transport.py). After every (re)connect it asks the core, with the internal command
+`transport/refresh`, to send everything retained again; the core's answer, a `refresh`
+on its state thread, is published before `online`.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ import queue
 import socket
 import ssl
 import threading
-from typing import TYPE_CHECKING, Any
+import time
+from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -28,19 +36,19 @@ from camnode.node import response_topic, strictjson, transport
 from camnode.node.config import MqttConfig
 from camnode.node.mqtt_retained import (  # noqa: F401 (tests and tools import them from here)
     DIAGNOSTICS_MIN_INTERVAL_S, SIGNIFICANT, RetainedTopics, fps_changed, state_key)
-from camnode.node.dispatcher import MAX_PAYLOAD, Dispatcher, error, request_id_of
 from camnode.node.supervisor import Supervisor, beat, guarded
 from camnode.node.topics import Topics
 from camnode.node.transport import CommandHandler
-
-if TYPE_CHECKING:
-    from camnode.node.core import Node
+from camnode.node.wire import MAX_PAYLOAD, request_id_of, reply_error as error
 
 log = logging.getLogger(__name__)
 
 # paho doubles its wait between reconnect attempts up to this: after a broker outage of
 # any length the node is back within about this many seconds of the broker's return.
 RECONNECT_MAX_S = 2
+# After a connect, ask the core again for everything retained if it has not sent it
+# within this long (its state thread was busy and answered `unavailable`).
+REFRESH_RETRY_S = 2.0
 
 
 def mqtt_password() -> str | None:
@@ -57,26 +65,39 @@ def mqtt_password() -> str | None:
 class MqttBridge(RetainedTopics):
     """Owns the MQTT client and the command thread. start()/stop() are idempotent."""
 
-    def __init__(self, cfg: MqttConfig, host: str, port: int, node: "Node",
-                 dispatcher: Dispatcher):
+    def __init__(self, cfg: MqttConfig, host: str, port: int, node_id: str, *,
+                 web_url: str | None = None, supervisor: Supervisor | None = None,
+                 on_change: Callable[[], None] | None = None):
+        """Built by node/wiring.py. `on_change`: called (any thread) when `status()`
+        changed, so the core publishes its state now rather than within a second."""
         self.cfg = cfg
         self.host, self.port = host, port
-        self.node = node
-        self.dispatcher = dispatcher
-        node_cfg = node.store.config
-        self.topics = Topics.for_node(cfg.base_topic, node_cfg.node_id, cfg.discovery_prefix)
+        self.node_id = node_id
+        self.web_url = web_url
+        self.supervisor = supervisor or Supervisor()
+        self._on_change = on_change or (lambda: None)
+        self.handler: CommandHandler | None = None  # subscribe()
+        # The core as the bridge knows it: the newest `state` and `rois` news (written by
+        # the core's state thread only; see node/mqtt_retained.py).
+        self._state: dict | None = None
+        self._rois: dict | None = None
+        self.topics = Topics.for_node(cfg.base_topic, node_id, cfg.discovery_prefix)
         # Written by the `mqtt-commands` thread only (and by stop() once it has ended):
         # True once announced, False on the first drop it hears of.
         self.connected = False
         self.last_error: str | None = None
         self.connects = 0
+        # Set by the command thread when connected, cleared by the state thread once the
+        # core's `refresh` is out and `online` sent after it.
+        self._announcing = False
+        self._asked_at = 0.0
         # paho's thread posts ("up"|"down"|"refused", detail) here, in order; the worker
         # acts on the newest, so a drop between connect and announce leaves it False.
         self._link: queue.SimpleQueue = queue.SimpleQueue()
         self._client: mqtt.Client | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=100)
         self._stop = threading.Event()
-        self._worker = None  # the `mqtt` part of node.supervisor
+        self._worker = None  # the `mqtt` part of the supervisor
         self._last_state: dict | None = None
         self._last_state_at = 0.0
         self._last_fps: float | None = None
@@ -94,7 +115,7 @@ class MqttBridge(RetainedTopics):
         cfg = self.cfg
         v5 = cfg.protocol == "5"
         client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                             client_id=f"camnode-{self.node.store.config.node_id}",
+                             client_id=f"camnode-{self.node_id}",
                              protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
         client.will_set(self.topics.availability, "offline", qos=1, retain=True)
         if cfg.username:
@@ -106,7 +127,7 @@ class MqttBridge(RetainedTopics):
         client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
         client.on_socket_open = _no_delay
         # paho re-raises a callback's exception, which ends its network thread for good.
-        supervisor: Supervisor = getattr(self.node, "supervisor", None) or Supervisor()
+        supervisor = self.supervisor
         client.on_connect = guarded(self, "_on_connect", "mqtt", supervisor)
         client.on_disconnect = guarded(self, "_on_disconnect", "mqtt", supervisor)
         client.on_message = guarded(self, "_on_message", "mqtt", supervisor)
@@ -121,7 +142,7 @@ class MqttBridge(RetainedTopics):
             client.connect_async(self.host, self.port, cfg.keepalive)
         client.loop_start()
         log.info("MQTT: connecting to %s:%d as camnode-%s (base topic %s)", self.host,
-                 self.port, self.node.store.config.node_id, self.topics.base)
+                 self.port, self.node_id, self.topics.base)
 
     def stop(self) -> None:
         client, self._client = self._client, None
@@ -187,6 +208,9 @@ class MqttBridge(RetainedTopics):
             except queue.Empty:
                 msg = None
             self._follow_link()  # before any message of the new connection
+            if self._announcing and self.connected and \
+                    time.monotonic() - self._asked_at > REFRESH_RETRY_S:
+                self._ask_refresh()
             if msg is None:
                 continue
             try:
@@ -215,10 +239,11 @@ class MqttBridge(RetainedTopics):
                 self.last_error = detail
             else:
                 was, self.connected = self.connected, False
+                self._announcing = False
                 if was and not self._stop.is_set():
                     self.last_error = detail
                     log.warning("MQTT: lost the broker (%s); reconnecting", detail)
-                    self.node.notify()
+                    self._on_change()
 
     def _answer_failure(self, msg: mqtt.MQTTMessage) -> None:
         """Still one answer when handling a request raised (a bug): internal_error."""
@@ -231,13 +256,32 @@ class MqttBridge(RetainedTopics):
             log.exception("MQTT: answering a failed request failed too")
 
     def _announce(self) -> None:
-        """After every (re)connect: retained topics, discovery, then `online`."""
+        """After every (re)connect (command thread): ask the core for everything
+        retained; `_refreshed` sends it, discovery, then `online` (state thread)."""
         self.connected = True
         self.last_error = None
-        self.republish(force_discovery=True)
-        self._publish(self.topics.availability, "online", retain=True)
-        log.info("MQTT: connected to %s:%d", self.host, self.port)
-        self.node.notify()
+        self._announcing = True
+        self._ask_refresh()
+
+    def _ask_refresh(self) -> None:
+        self._asked_at = time.monotonic()
+        if self.handler is None:
+            return
+        reply = self.handler("transport/refresh", {}, True)
+        if reply.get("status") != "ok":
+            log.warning("MQTT: the node did not refresh the retained topics (%s); asking "
+                        "again", (reply.get("error") or {}).get("message"))
+
+    def _refreshed(self, news: dict) -> None:
+        """The core's `refresh` (state thread): every retained topic, and `online` after
+        them when this follows a connect."""
+        announcing = self._announcing
+        self.republish(news, force_discovery=announcing)
+        if announcing and self.connected:
+            self._announcing = False
+            self._publish(self.topics.availability, "online", retain=True)
+            log.info("MQTT: connected to %s:%d", self.host, self.port)
+            self._on_change()
 
     def _handle(self, msg: mqtt.MQTTMessage) -> None:
         t = self.topics
@@ -262,16 +306,16 @@ class MqttBridge(RetainedTopics):
         elif command == "pipeline/set":
             value = msg.payload.decode("utf-8", "replace").strip().upper()
             if value in ("ON", "OFF"):
-                reply = self.dispatcher.handle(
-                    "pipeline/start" if value == "ON" else "pipeline/stop", {})
+                reply = self.handler(
+                    "pipeline/start" if value == "ON" else "pipeline/stop", {}, False)
                 reply["command"] = command
             else:
                 reply = error(None, command, "validation_failed", "payload must be ON or OFF")
         elif command == "module/set" and msg.topic == t.module_set:
             name = msg.payload.decode("utf-8", "replace").strip()
-            reply = self.dispatcher.handle("module/set", {"name": name})
-        else:
-            reply = self.dispatcher.handle_raw(command, msg.payload, allow_internal=False)
+            reply = self.handler("module/set", {"name": name}, False)
+        else:  # the body as it came: the handler parses it with the strict JSON reader
+            reply = self.handler(command, msg.payload, False)
         self._reply(command, reply, msg)
 
     def _response_topic_problem(self, msg: mqtt.MQTTMessage) -> str | None:
@@ -311,24 +355,25 @@ class MqttBridge(RetainedTopics):
 
     # -- node/transport.py's interface -----------------------------------------------------
     def publish(self, topic: str, payload: Any, retain: bool = False) -> None:
-        """Core topics onto MQTT topics (node/topics.py). Owner thread, mostly."""
+        """Core topics onto MQTT topics (node/topics.py). The core's state thread."""
         if topic == transport.STATE:
             self.publish_state(payload)
-            self.publish_discovery(modules=payload["modules"])  # sent only when changed
+            self.publish_discovery()  # sent only when what it lists changed
         elif topic == transport.STATS:
             self.publish_stats(payload)
         elif topic == transport.ROIS:
+            self._rois = {"version": payload["version"], "rois": payload["rois"]}
             self.publish_rois()
             for gone, labels in payload.get("removed", {}).items():
                 self.clear_roi(gone, labels)
             self.publish_discovery()
         elif topic == transport.REFRESH:
-            self.republish()
+            self._refreshed(payload)
         elif topic == transport.SNAPSHOT:
             self.snapshot(*payload)
 
     def subscribe(self, handler: CommandHandler) -> None:
-        self.dispatcher = handler
+        self.handler = handler
 
 
 def _request_id(msg: mqtt.MQTTMessage) -> object:

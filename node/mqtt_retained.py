@@ -1,10 +1,12 @@
 """The MQTT bridge's retained topics and Home Assistant discovery: what is published, when.
 
 `RetainedTopics` is the publishing half of `MqttBridge` (node/mqtt_bridge.py), which
-owns the connection and the command thread. Its methods are called by the node's state
-thread (state, stats, ROIs, discovery), the events thread (the EventSink methods) and the
-bridge's command thread after each (re)connect (`republish`); they only call the
-bridge's `_publish`, which never blocks.
+owns the connection and the command thread. It knows the node only by what the core
+publishes (node/transport.py's core topics): the newest `state`, `rois` and `refresh`
+payloads, kept here as the bridge's view. Called by the node's state thread (the owner:
+state, stats, ROIs, refresh, so the view is written by one thread, in order), the events
+thread (the EventSink methods) and a timer after Home Assistant comes online (discovery,
+reading the view); they only call the bridge's `_publish`, which never blocks.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import threading
 import time
 
 from camnode.node.discovery import discovery_payload, labels_of, sent_components
-from camnode.node.loader import UnknownModule
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +59,27 @@ class RetainedTopics:
     def snapshot_topic(self) -> str:
         return self.topics.snapshot
 
-    def republish(self, force_discovery: bool = False) -> None:
-        """Every retained topic again (on connect and for `state/get`)."""
-        node = self.node
-        state = node.state()
-        self.publish_state(state, force=True)
+    def republish(self, news: dict, force_discovery: bool = False) -> None:
+        """Every retained topic again, from the core's `refresh` payload (node/core.py
+        `retained()`): on (re)connect and for `state/get`. State thread."""
+        self._rois = news["rois"]
+        self.publish_state(news["state"], force=True)
         self.publish_rois()
-        self._publish(self.topics.info, node.info(), retain=True)
-        if node.events:  # one immutable snapshot of the events thread's outputs
-            out = node.events.outputs
+        self._publish(self.topics.info, news["info"], retain=True)
+        out = news.get("outputs")  # the events thread's newest immutable Outputs
+        if out is not None:
             for roi, (occupied, count) in out.occupied.items():
                 self.occupancy(roi, occupied, count)
             self.motion(out.motion)
             for (roi, label), (occupied, count) in out.label_occupied.items():
                 self.label_occupancy(roi, label, occupied, count)
-        self.publish_discovery(force=force_discovery, modules=state["modules"])
+        self.publish_discovery(force=force_discovery)
 
     def publish_state(self, state: dict, force: bool = False) -> None:
         """Retained `state`: at once when a significant field changed, when the frame rate
         changed noticeably (at most every DIAGNOSTICS_MIN_INTERVAL_S), and every
         `stats_interval_s` anyway. Called by the node's state thread about once a second."""
+        self._state = state
         now = time.monotonic()
         key = state_key(state)
         key["mqtt"] = self.connected
@@ -96,32 +98,27 @@ class RetainedTopics:
         self._publish(self.topics.stats, stats, qos=0)
 
     def publish_rois(self) -> None:
-        cfg = self.node.store.config
-        self._publish(self.topics.rois, {"version": cfg.rois_version, "rois": cfg.rois},
-                      retain=True)
+        """The ROIs of the newest `rois` or `refresh` news, retained (state thread)."""
+        if self._rois is not None:
+            self._publish(self.topics.rois, self._rois, retain=True)
 
-    def publish_discovery(self, force: bool = False, modules: list[str] | None = None) -> None:
-        """`modules`: the module list when the caller has it already (a folder listing)."""
-        if not self.cfg.discovery:
+    def publish_discovery(self, force: bool = False) -> None:
+        """Home Assistant discovery from the newest state and ROIs, sent when what it
+        lists changed (or `force`). State thread, or the timer after HA comes online."""
+        state, rois_news = self._state, self._rois
+        if not self.cfg.discovery or state is None or rois_news is None:
             return
-        cfg = self.node.store.config
-        rois = sorted(cfg.rois)
-        if modules is None:
-            modules = self.node.registry.available()
-        if cfg.pipeline.module not in modules:  # e.g. an example while examples are hidden:
-            try:                                # the select must be able to show it
-                self.node.registry.path_of(cfg.pipeline.module)
-                modules = sorted([*modules, cfg.pipeline.module])
-            except UnknownModule:
-                pass
+        rois = sorted(rois_news["rois"])
+        modules = list(state.get("modules") or [])
         labels = list(self._labels)
-        key = (tuple(modules), tuple(rois), tuple(labels), cfg.name)
+        name = state.get("name") or self.node_id
+        key = (tuple(modules), tuple(rois), tuple(labels), name)
         with self._discovery_lock:
             if (key == self._discovered and not force) or not self.connected:
                 return
-            payload = discovery_payload(self.topics, cfg.node_id, cfg.name, modules, rois,
+            payload = discovery_payload(self.topics, self.node_id, name, modules, rois,
                                         labels, self._sent_components,
-                                        self.cfg.public_url or self.node.web_url)
+                                        self.cfg.public_url or self.web_url)
             self._publish(self.topics.discovery, payload, retain=True)
             self._discovered = key
             self._sent_components = sent_components(payload)

@@ -67,9 +67,11 @@ class Publisher:
 
     # -- node/transport.py's interface ----------------------------------------------------
     def publish(self, topic: str, payload: Any, retain: bool = False) -> None:
-        """Core topics for web workers: the state, and ROI edits as an event."""
+        """Core topics for web workers: the state (also a refresh's), ROI edits as an event."""
         if topic == transport.STATE:
             self.state(payload)
+        elif topic == transport.REFRESH:
+            self.state(payload["state"])
         elif topic == transport.ROIS:
             self.event({"kind": wire.EVENT_ROIS, "version": payload["version"],
                         "rois": payload["rois"]})

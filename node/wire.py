@@ -52,10 +52,15 @@ KIND_NOSIGNAL = "nosignal"
 KIND_STOPPED = "stopped"
 
 
+# A command's payload, as JSON text, at most this long (REST body, MQTT payload, ZeroMQ).
+MAX_PAYLOAD = 64 * 1024
+
+
 @dataclass(frozen=True)
 class Command:
     """One entry of the command table. `public`: reachable over REST and MQTT; internal
-    commands (web workers' reports) are accepted over the ZeroMQ command socket only."""
+    commands (web workers' reports, a transport's refresh) are never taken from what users
+    send over REST or MQTT."""
     name: str
     public: bool = True
 
@@ -82,6 +87,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("snapshot"),
     Command("viewers/report", public=False),  # every web worker, every second
     Command("picture/request", public=False),  # a web worker wants the next frame encoded
+    Command("transport/refresh", public=False),  # a transport reconnected: resend retained
 )
 PUBLIC_COMMANDS = frozenset(c.name for c in COMMANDS if c.public)
 INTERNAL_COMMANDS = frozenset(c.name for c in COMMANDS if not c.public)
@@ -124,7 +130,7 @@ def request_id_of(payload: Any) -> Any:
     digits. Never raises, whatever the text (web workers answer for the node with it when
     the node does not answer)."""
     if isinstance(payload, (str, bytes)):
-        if len(payload) > 64 * 1024:
+        if len(payload) > MAX_PAYLOAD:
             return None
         try:
             payload = json.loads(payload)

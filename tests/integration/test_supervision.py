@@ -18,6 +18,7 @@ import time
 import pytest
 
 from camnode.node import supervisor
+from camnode.node.command_server import CommandServer
 from camnode.node.core import Node
 from camnode.node.wiring import build_node
 from camnode.node.config import ConfigStore, load_config
@@ -43,7 +44,8 @@ def close():
 TARGETS = {
     "capture": (lambda n: n.pipeline._capture, "_conform"),
     "pipeline": (lambda n: n.pipeline, "_process"),
-    "commands": (lambda n: n.commands, "_answer"),
+    "commands": (lambda n: next(t for t in n.transports if isinstance(t, CommandServer)),
+                 "_answer"),
     "events": (lambda n: n.events._queue, "get"),
     "mqtt": (lambda n: n.broker_link._queue, "get"),
     "state": (lambda n: n.mailbox, "serve"),
@@ -79,17 +81,18 @@ def live(tmp_path, broker, camnode, probe_factory, monkeypatch):
         "pipeline": {"module": "detecting", "processor_dirs": [str(mods)]},
         "mqtt": {"enabled": True, "host": "127.0.0.1", "port": broker.port}})))
     probe = probe_factory(broker.port, topics=("camnode/test/#",))
-    node = build_node(ConfigStore(load_config(path), path), ("127.0.0.1", broker.port))
-    node.start()
+    parts = build_node(ConfigStore(load_config(path), path), ("127.0.0.1", broker.port))
+    parts.start()
+    node = parts.node
     try:
-        web = camnode("web", "--connect", node.publisher.endpoint, "--command",
-                      node.commands.endpoint, "--host", "127.0.0.1", "--port", "0")
+        web = camnode("web", "--connect", parts.publisher.endpoint, "--command",
+                      parts.commands.endpoint, "--host", "127.0.0.1", "--port", "0")
         url = web.wait_line(r"listening on (http://127\.0\.0\.1:\d+)/").group(1)
         wait_for(lambda: request(url + "/healthz")[0] == 200, what="a healthy node")
         wait_for(lambda: node.broker_link.connected, what="MQTT")
         yield node, url, probe
     finally:
-        node.stop()
+        parts.stop()
 
 
 def _send_quietly(url: str) -> None:

@@ -69,13 +69,11 @@ def test_bad_messages_are_answered_and_the_socket_keeps_answering(ask, message):
 
 
 def test_a_failing_dispatcher_is_answered_internal_error_and_logged(caplog):
-    class Broken:
-        def handle(self, command, payload, allow_internal=True):
-            raise RuntimeError("bug")
+    def broken(command, payload, allow_internal=True):
+        raise RuntimeError("bug")
 
-        handle_raw = handle
-
-    server = CommandServer("inproc://unused", Broken())
+    server = CommandServer("inproc://unused")
+    server.subscribe(broken)
     reply = server._answer(b'{"command": "state/get", "payload": {}}')
     assert reply["error"]["code"] == "internal_error"
     assert "answering a command message failed" in caplog.text and "RuntimeError" in caplog.text

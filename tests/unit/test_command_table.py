@@ -17,7 +17,7 @@ def _handlers() -> dict:
 def test_rest_forwards_exactly_the_public_commands_of_the_table():
     assert handlers.PUBLIC_COMMANDS == {c.name for c in wire.COMMANDS if c.public}
     assert "viewers/report" not in handlers.PUBLIC_COMMANDS
-    assert INTERNAL == {"viewers/report", "picture/request"}
+    assert INTERNAL == {"viewers/report", "picture/request", "transport/refresh"}
 
 
 def test_every_command_has_a_schema_file():

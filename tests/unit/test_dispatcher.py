@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from camnode.node.core import Node
+from camnode.node.wiring import build_node
 from camnode.node.config import ConfigStore, load_config
 from camnode.node.dispatcher import MAX_PAYLOAD
 
@@ -34,12 +34,12 @@ def config_path(tmp_path) -> Path:
 
 @pytest.fixture
 def node(config_path):
-    n = Node(ConfigStore(load_config(config_path), config_path))
-    n.start()
+    parts = build_node(ConfigStore(load_config(config_path), config_path))
+    parts.start()
     try:
-        yield n
+        yield parts.node
     finally:
-        n.stop()
+        parts.stop()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """MQTT answers without a broker: which response topics are refused (C.17), and a
-request refused for a full queue still echoes its id (B.7). The bridge is built over a
-real Node; paho's client is replaced by a recorder of publishes."""
+request refused for a full queue still echoes its id (B.7). The bridge is subscribed to a
+real Node's command handler, as node/wiring.py does; paho's client is replaced by a
+recorder of publishes."""
 
 from __future__ import annotations
 
@@ -67,7 +68,9 @@ def bridge(node):  # noqa: F811
     cfg = MqttConfig(enabled=True, host="127.0.0.1", port=1, username=None, protocol="5",
                      keepalive=30, base_topic="camnode", tls=TlsConfig(), discovery=False,
                      discovery_prefix="homeassistant", stats_interval_s=30, public_url=None)
-    b = MqttBridge(cfg, "127.0.0.1", 1, node, node.dispatcher)
+    b = MqttBridge(cfg, "127.0.0.1", 1, node.store.config.node_id,
+                   supervisor=node.supervisor, on_change=node.notify)
+    b.subscribe(node.dispatcher.handle)
     b._client, b.connected = Recorder(), True
     return b
 
@@ -96,9 +99,10 @@ def test_full_queue_answers_unavailable_with_the_request_id(bridge):
                                                                   ("unavailable", None)]
 
 
-def test_refused_response_topic_is_answered_on_our_own_topic_and_changes_nothing(bridge):
+def test_refused_response_topic_is_answered_on_our_own_topic_and_changes_nothing(
+        bridge, node):  # noqa: F811
     base = bridge.topics.base
-    before = bridge.node.store.config.rois_version
+    before = node.store.config.rois_version
     msg = message(f"{base}/request/roi/add",
                   {"id": "r1", "name": "x", "left": 1, "top": 1, "right": 9, "bottom": 9},
                   response="camnode/other/request/pipeline/stop", correlation=b"c-1")
@@ -108,7 +112,7 @@ def test_refused_response_topic_is_answered_on_our_own_topic_and_changes_nothing
     assert topic == f"{base}/response/roi/add" and props.CorrelationData == b"c-1"
     assert answer["id"] == "r1" and answer["error"]["code"] == "validation_failed"
     assert answer["error"]["details"][0]["path"] == "response_topic"
-    assert bridge.node.store.config.rois_version == before
+    assert node.store.config.rois_version == before
 
 
 def test_accepted_response_topic_gets_the_answer_with_correlation_data(bridge):
@@ -136,7 +140,7 @@ def test_a_request_that_raises_is_still_answered_internal_error(bridge, monkeypa
     def broken(command, payload, allow_internal=True):
         raise RuntimeError("bug in a handler")
 
-    monkeypatch.setattr(bridge.dispatcher, "handle_raw", broken)
+    bridge.subscribe(broken)
     bridge._queue.put(message(f"{bridge.topics.base}/request/roi/get", {"id": "b1"}))
     bridge._stop.clear()
     worker = threading.Thread(target=bridge._work, daemon=True)

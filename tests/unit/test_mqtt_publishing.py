@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from camnode.node import mqtt_retained
+from camnode.node import mqtt_retained, transport
 from camnode.node.config import parse_config
 from camnode.node.discovery import label_component_ids
 from camnode.node.loader import Registry
@@ -28,24 +28,6 @@ class Recorder:
         return [(p, r) for t, p, r in self.sent if t == topic]
 
 
-class Store:
-    def __init__(self, cfg):
-        self.config = cfg
-
-
-class FakeNode:
-    """The parts of node.core.Node the bridge reads."""
-
-    def __init__(self, doc: dict):
-        self.store = Store(parse_config(doc))
-        self.registry = Registry(examples=self.store.config.pipeline.examples)
-        self.web_url = "http://cam.local:8080/"
-        self.events = None
-
-    def notify(self):
-        pass
-
-
 BASE = {"node_id": "porch", "camera": {"source": "synthetic"},
         "rois": {"door": {"left": 1, "top": 1, "right": 50, "bottom": 50}},
         "mqtt": {"stats_interval_s": 30}}
@@ -53,14 +35,19 @@ BASE = {"node_id": "porch", "camera": {"source": "synthetic"},
 
 @pytest.fixture
 def bridge(monkeypatch):
+    """A bridge as node/wiring.py builds it, told the ROIs the way the core tells it
+    (the core topic `rois`); tests hand it states with `publish_state`."""
     clock = {"now": 1000.0}
     monkeypatch.setattr(mqtt_retained.time, "monotonic", lambda: clock["now"])
 
     def make(doc: dict | None = None) -> tuple[MqttBridge, Recorder, dict]:
-        node = FakeNode({**BASE, **(doc or {})})
-        b = MqttBridge(node.store.config.mqtt, "127.0.0.1", 1883, node, dispatcher=None)
+        cfg = parse_config({**BASE, **(doc or {})})
+        b = MqttBridge(cfg.mqtt, "127.0.0.1", 1883, cfg.node_id,
+                       web_url="http://cam.local:8080/")
         rec = Recorder()
         b._client, b.connected = rec, True
+        b.publish(transport.ROIS, {"version": cfg.rois_version, "rois": cfg.rois, "removed": {}})
+        rec.sent.clear()
         return b, rec, clock
     return make
 
@@ -150,7 +137,7 @@ def discovery(rec: Recorder) -> dict:
 def test_labels_from_the_state_become_entities_and_leave_when_the_module_stops_tracking(bridge):
     b, rec, clock = bridge()
     b.publish_state(state(module_status={"labels": ["person", "car"]}))
-    b.publish_discovery(modules=["service"])
+    b.publish_discovery()
     comps = discovery(rec)["components"]
     occ, cnt = label_component_ids("door", "person")
     assert comps[occ]["default_entity_id"] == \
@@ -158,35 +145,35 @@ def test_labels_from_the_state_become_entities_and_leave_when_the_module_stops_t
     assert comps[cnt]["state_topic"] == "camnode/porch/roi/door/person/count"
     clock["now"] += 0.1
     b.publish_state(state(module_status={"labels": ["person"]}))
-    b.publish_discovery(modules=["service"])
+    b.publish_discovery()
     comps = discovery(rec)["components"]
     assert comps[label_component_ids("door", "car")[0]] == {"p": "binary_sensor"}
     assert comps[label_component_ids("door", "car")[1]] == {"p": "sensor"}
     assert "default_entity_id" in comps[occ]
     n = len(rec.on("homeassistant/device/camnode_porch/config"))
-    b.publish_discovery(modules=["service"])  # nothing changed: nothing sent
+    b.publish_discovery()  # nothing changed: nothing sent
     assert len(rec.on("homeassistant/device/camnode_porch/config")) == n
 
 
 # -- examples out of the select (item 5) -----------------------------------------------------
 def test_examples_are_not_offered_but_a_configured_example_still_shows(bridge):
-    b, rec, _ = bridge()
-    b.publish_discovery()
-    options = discovery(rec)["components"]["module"]["options"]
-    assert "service" in options and not [o for o in options if o.startswith("example_")]
+    # The core's state lists what can be selected (Registry.offered); discovery offers that.
+    assert "service" in Registry().offered("service")
+    assert not [m for m in Registry().offered("service") if m.startswith("example_")]
+    offered = Registry().offered("example_minimal")
+    assert "example_minimal" in offered and "example_params" not in offered
+    assert "example_params" in Registry(examples=True).offered("service")
+    assert "nosuchmodule" not in Registry().offered("nosuchmodule")
     b, rec, _ = bridge({"pipeline": {"module": "example_minimal"}})
-    b.publish_discovery()
+    b.publish(transport.STATE, state(module="example_minimal", modules=offered))
     options = discovery(rec)["components"]["module"]["options"]
-    assert "example_minimal" in options and "example_params" not in options
-    b, rec, _ = bridge({"pipeline": {"examples": True}})
-    b.publish_discovery()
-    assert "example_params" in discovery(rec)["components"]["module"]["options"]
+    assert options == offered
 
 
 # -- device name (item 2) and configuration URL (item 7) ---------------------------------------
 def test_device_named_after_the_node_and_linked_to_its_page(bridge):
     b, rec, _ = bridge()
-    b.publish_discovery()
+    b.publish(transport.STATE, state(name="porch"))
     device = discovery(rec)["device"]
     assert device["name"] == "porch"
     assert device["configuration_url"] == "http://cam.local:8080/"
@@ -195,7 +182,7 @@ def test_device_named_after_the_node_and_linked_to_its_page(bridge):
 # -- snapshots (item 6) ------------------------------------------------------------------------
 def test_snapshot_goes_retained_to_the_camera_and_once_unretained_to_the_image_entity(bridge):
     b, rec, _ = bridge()
-    b.publish_discovery()
+    b.publish(transport.STATE, state())
     image_topic = discovery(rec)["components"]["snapshot"]["image_topic"]
     camera_topic = discovery(rec)["components"]["camera"]["topic"]
     b.snapshot(b"\xff\xd8jpeg", 1.0)

@@ -87,7 +87,8 @@ def test_a_drop_between_connect_and_announce_leaves_mqtt_offline(bridge):  # noq
     assert not [t for t, p, _ in bridge._client.published if p == "online"]
 
 
-def test_the_newest_connect_is_announced_once(bridge):  # noqa: F811
+def test_the_newest_connect_is_announced_once(bridge, node):  # noqa: F811
+    node.transports.append(bridge)  # the core's news reach it, as node/wiring.py arranges
     bridge._client, bridge.connected = LinkRecorder(), False
     ok = SimpleNamespace(is_failure=False)
     bridge._on_connect(bridge._client, None, None, ok, None)
@@ -97,6 +98,10 @@ def test_the_newest_connect_is_announced_once(bridge):  # noqa: F811
     assert bridge.connected is True
     online = [t for t, p, _ in bridge._client.published if p == "online"]
     assert online == [bridge.topics.availability]
+    # Everything retained went out before `online`, from the core's refresh.
+    sent = [t for t, _, _ in bridge._client.published]
+    assert sent.index(bridge.topics.state) < sent.index(bridge.topics.availability)
+    assert sent.index(bridge.topics.rois) < sent.index(bridge.topics.availability)
 
 
 def test_dispatcher_counts_are_a_copy_readers_cannot_change(node):  # noqa: F811
