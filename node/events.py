@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 class EventSink(Protocol):
     def event(self, event: dict) -> None: ...
     def occupancy(self, roi: str, occupied: bool, count: int) -> None: ...
-    def motion(self, on: bool) -> None: ...
+    def motion(self, on: bool) -> None: ...  # `tracking` changed: the `motion` topic
     def snapshot(self, jpeg: bytes, ts: float) -> None: ...
     # Optional (a sink without it is skipped): per ROI and label.
     # def label_occupancy(self, roi: str, label: str, occupied: bool, count: int) -> None
@@ -56,19 +56,20 @@ class EventSink(Protocol):
 @dataclass(frozen=True)
 class Outputs:
     """What the event engine shows the rest of the node: occupancy per ROI and per
-    (ROI, label) as (occupied, count), `motion` ("some object is tracked", any label) and
-    the number of tracks. Built by the events thread, never changed after."""
+    (ROI, label) as (occupied, count), `tracking` (some object of any label is tracked, or
+    was within occupancy_off_delay_s: what the MQTT `motion` topic says) and the number
+    of tracks. Built by the events thread, never changed after."""
     occupied: Mapping[str, tuple[bool, int]] = field(
         default_factory=lambda: MappingProxyType({}))
     label_occupied: Mapping[tuple[str, str], tuple[bool, int]] = field(
         default_factory=lambda: MappingProxyType({}))
-    motion: bool = False
+    tracking: bool = False
     tracks: int = 0
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Outputs) and dict(self.occupied) == dict(other.occupied)
                 and dict(self.label_occupied) == dict(other.label_occupied)
-                and (self.motion, self.tracks) == (other.motion, other.tracks))
+                and (self.tracking, self.tracks) == (other.tracking, other.tracks))
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -95,9 +96,9 @@ class EventEngine:
         self._last_in: dict[str, float] = {}
         self._label_occupied: dict[tuple[str, str], tuple[bool, int]] = {}
         self._label_last_in: dict[tuple[str, str], float] = {}
-        self._motion_on = False
+        self._tracking = False
         self.outputs = Outputs()
-        self._last_motion = 0.0
+        self._last_tracked = 0.0
         self._last_snapshot = 0.0
         self.dropped = 0
         self.events_sent = 0
@@ -130,8 +131,8 @@ class EventEngine:
         return self.outputs.label_occupied
 
     @property
-    def motion_on(self) -> bool:
-        return self.outputs.motion
+    def tracking(self) -> bool:
+        return self.outputs.tracking
 
     def set_labels(self, labels) -> None:
         """The labels the current module tracks (from its `status()["labels"]`): each
@@ -153,14 +154,14 @@ class EventEngine:
             self.dropped += 1
 
     def state(self) -> dict:
-        """The state's `detections` (any thread, from the newest `outputs`). `motion`
-        means "some object is tracked" (any label), held for occupancy_off_delay_s; it
-        keeps its name because it is the MQTT `motion` topic's contract."""
+        """The state's `detections` (any thread, from the newest `outputs`). `tracking`:
+        some object (any label) is tracked, held for occupancy_off_delay_s; published as
+        the MQTT `motion` topic, whose name is Home Assistant's contract."""
         out = self.outputs
         labels: dict[str, dict] = {}
         for (roi, label), (occupied, count) in sorted(out.label_occupied.items()):
             labels.setdefault(roi, {})[label] = {"occupied": occupied, "count": count}
-        return {"motion": out.motion, "tracks": out.tracks,
+        return {"tracking": out.tracking, "tracks": out.tracks,
                 "occupancy": {k: {"occupied": v[0], "count": v[1]}
                               for k, v in out.occupied.items()},
                 "label_occupancy": labels}
@@ -208,14 +209,14 @@ class EventEngine:
                 self._emit("snapshot", snap, now)
         self._update_occupancy(now)
         self._update_label_occupancy(now)
-        self._update_motion(now)
+        self._update_tracking(now)
         self._publish_outputs()
 
     def _publish_outputs(self) -> None:
         """Replace `outputs` when something changed (one reference assignment: readers
         see the old snapshot or the new one, whole)."""
         out = Outputs(MappingProxyType(dict(self._occupied)),
-                      MappingProxyType(dict(self._label_occupied)), self._motion_on,
+                      MappingProxyType(dict(self._label_occupied)), self._tracking,
                       len(self.tracker.confirmed()))
         if out != self.outputs:
             self.outputs = out
@@ -241,13 +242,14 @@ class EventEngine:
                 self._label_occupied[key] = value
                 self._emit("label_occupancy", key[0], key[1], *value)
 
-    def _update_motion(self, now: float) -> None:
+    def _update_tracking(self, now: float) -> None:
+        """Anything tracked, held for the off-delay; sinks publish it as `motion`."""
         tracked = bool(self.tracker.confirmed())
         if tracked:
-            self._last_motion = now
-        on = tracked or now - self._last_motion < self.cfg.occupancy_off_delay_s
-        if on != self._motion_on:
-            self._motion_on = on
+            self._last_tracked = now
+        on = tracked or now - self._last_tracked < self.cfg.occupancy_off_delay_s
+        if on != self._tracking:
+            self._tracking = on
             self._emit("motion", on)
 
     def _emit(self, what: str, *args) -> None:

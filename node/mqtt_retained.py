@@ -70,7 +70,7 @@ class RetainedTopics:
         if out is not None:
             for roi, (occupied, count) in out.occupied.items():
                 self.occupancy(roi, occupied, count)
-            self.motion(out.motion)
+            self.motion(out.tracking)
             for (roi, label), (occupied, count) in out.label_occupied.items():
                 self.label_occupancy(roi, label, occupied, count)
         self.publish_discovery(force=force_discovery)

@@ -445,10 +445,10 @@ def test_set_rois_addition_reports_the_new_roi(engine, sink):
 # -- EventEngine: motion ---------------------------------------------------------------------
 def test_motion_on_with_a_track_and_off_after_the_off_delay(engine, sink, clock):
     tick(engine, clock, T0)
-    assert sink.of("motion") == [] and engine.motion_on is False
+    assert sink.of("motion") == [] and engine.tracking is False
     frame(engine, T0 + 0.125, det(60, 20, 80, 60))  # outside every ROI: motion still
     assert sink.of("motion") == [(True,)]
-    assert engine.motion_on is True and engine.state()["motion"] is True
+    assert engine.tracking is True and engine.state()["tracking"] is True
     tick(engine, clock, T0 + 1.5)                   # track alive, unseen
     tick(engine, clock, T0 + 1.75)                  # track ends
     assert engine.tracker.tracks == {}
@@ -457,7 +457,7 @@ def test_motion_on_with_a_track_and_off_after_the_off_delay(engine, sink, clock)
     assert sink.of("motion") == [(True,)]
     tick(engine, clock, T0 + 1.5 + 3.0)
     assert sink.of("motion") == [(True,), (False,)]
-    assert engine.motion_on is False
+    assert engine.tracking is False
     tick(engine, clock, T0 + 10)
     assert sink.of("motion") == [(True,), (False,)]
 

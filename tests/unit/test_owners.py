@@ -48,7 +48,7 @@ def test_occupancy_read_by_another_thread_is_a_snapshot_the_events_thread_never_
     frame(engine, 1000.1, det(60, 20, 80, 60))  # the events thread adds and changes ROIs
     assert list(seen) == [("yard", (False, 0))]  # the old snapshot, whole
     assert engine.occupied == {"door": (True, 1), "yard": (True, 1), "porch": (True, 1)}
-    assert engine.outputs.motion and engine.state()["tracks"] == 2
+    assert engine.outputs.tracking and engine.state()["tracks"] == 2
 
 
 def test_roi_edits_reach_the_events_thread_in_order_and_the_last_one_wins():

@@ -43,7 +43,7 @@ function showState(s) {
   setText("s-mqtt", mq.connected ? `connected${mq.broker ? ` to ${mq.broker}` : ""}`
     : mq.enabled ? `not connected${mq.broker ? ` to ${mq.broker}` : ""}${mq.last_error ? ` (${mq.last_error})` : ""}`
     : (mq.last_error || "off"), `v ${mq.connected ? "good" : mq.enabled ? "bad" : ""}`);
-  if (s.detections) showMotion(Boolean(s.detections.motion));
+  if (s.detections) showMotion(Boolean(s.detections.tracking));
   setText("s-error", s.last_error || "–", s.last_error ? "v bad" : "v");
 
   // Controls: say what can be done now (both enabled when the node is not reachable).
