@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Debian packages the tests use, installed when missing (root or sudo).
 TEST_DEBS ?= mosquitto openssl systemd chromium fonts-dejavu-core
+# Test workers (pytest-xdist): one per core, at most 4; TEST_JOBS=0 runs in one process.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: run test bench fuzz model check-config clean
 
@@ -29,9 +31,12 @@ run: $(VENV)/.installed
 check-config: $(VENV)/.installed
 	$(VENV)/bin/camnode check-config $(or $(CONFIG),config.json)
 
+# The suite runs on TEST_JOBS workers, then the tests marked `solo` alone (exit code 5:
+# none selected, as with PYTEST_ARGS naming other tests).
 test: $(VENV)/.installed-test
 	@sh deploy/ensure-debs.sh $(TEST_DEBS)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) -m "not solo" $(PYTEST_ARGS)
+	$(PY) -m pytest -m solo $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 bench: $(VENV)/.installed-bench
 	$(PY) -m bench.run $(ARGS)
