@@ -1,6 +1,11 @@
 """Tracks from per-frame detections: IoU matching (same label) so ids stay stable while an
 object moves, confirmation over several detector runs, stationary objects, ROI counts.
 
+A track also keeps its velocity, and a detection is matched against where the track
+would be now as well as where it was last seen: when the detector runs less often (a
+busy or small machine), a walker moves further between runs than its own width allows
+for IoU, and would otherwise become a new object with a second `new` event.
+
 Owned by the events thread (node/events.py's EventEngine), which alone calls it.
 """
 
@@ -17,6 +22,7 @@ from camnode.node.config import EventsConfig
 IOU_MATCH = 0.2
 ROI_OVERLAP = 0.3  # fraction of the object's box inside an ROI to count as "in" it
 STILL_IOU = 0.85  # a box this similar to where the object last moved has not moved
+PREDICT_MAX_S = 2.0  # a track's motion is extrapolated over at most this long
 
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom in percent
@@ -28,6 +34,10 @@ def iou(a: Box, b: Box) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def _centre(box: Box) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
 
 
 def overlap(box: Box, roi: dict) -> float:
@@ -90,6 +100,21 @@ class Track:
     moved_at: float = 0.0
     stationary: bool = False
     exclude: frozenset = frozenset()
+    velocity: tuple[float, float] = (0.0, 0.0)  # of the box's centre, percent per second
+
+    def predicted(self, ts: float) -> Box:
+        """Where the box would be at `ts` if it kept its velocity since last seen."""
+        dt = min(max(ts - self.last_seen, 0.0), PREDICT_MAX_S)
+        dx, dy = self.velocity[0] * dt, self.velocity[1] * dt
+        l, t, r, b = self.box
+        return (l + dx, t + dy, r + dx, b + dy)
+
+    def match_score(self, box: Box, ts: float) -> float:
+        """IoU with where it was last seen or, when it moves, where it would be now."""
+        score = iou(self.box, box)
+        if self.velocity != (0.0, 0.0):
+            score = max(score, iou(self.predicted(ts), box))
+        return score
 
     def as_event(self, kind: str, node_id: str, end: float | None = None) -> dict:
         return {"type": kind, "id": self.id, "node_id": node_id, "label": self.label,
@@ -114,7 +139,7 @@ class Tracker:
         """Feed one frame's normalised detections; returns the events it causes."""
         events = []
         dets = [d for d in detections if d["score"] >= self.cfg.min_score]
-        pairs = sorted(((iou(t.box, d["box"]), tid, i) for tid, t in self.tracks.items()
+        pairs = sorted(((t.match_score(d["box"], ts), tid, i) for tid, t in self.tracks.items()
                         for i, d in enumerate(dets) if t.label == d["label"]), reverse=True)
         used_t, used_d = set(), set()
         for score, tid, i in pairs:
@@ -142,6 +167,13 @@ class Tracker:
 
     def _matched(self, t: Track, d: dict, ts: float) -> list[dict]:
         """Track `t` was seen again as `d` at `ts`."""
+        dt = ts - t.last_seen
+        if dt > 0:  # the centre's velocity, smoothed over runs (a detector's box jitters)
+            (ox, oy), (nx, ny) = _centre(t.box), _centre(d["box"])
+            vx, vy = (nx - ox) / dt, (ny - oy) / dt
+            if t.hits > 1:
+                vx, vy = (t.velocity[0] + vx) / 2, (t.velocity[1] + vy) / 2
+            t.velocity = (vx, vy)
         t.box, t.score, t.last_seen = d["box"], d["score"], ts
         t.exclude = d.get("exclude_rois", frozenset())
         run = d.get("run")

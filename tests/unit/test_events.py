@@ -241,6 +241,28 @@ def test_object_moving_a_few_percent_per_frame_keeps_its_id_over_20_frames():
     assert tr.tracks[1].box == (62, 20, 82, 60)
 
 
+def test_a_walker_seen_less_often_than_its_width_allows_keeps_its_id():
+    """A walker (15 % wide, 25 %/s) seen every 0.1 s, then every 0.5 s when the detector
+    slows down (a busy machine): it moves 12.5 % between runs, IoU 0.09 with where it
+    was. Matching where it would be now keeps one object and one `new`."""
+    tr = Tracker(cfg(), "porch")
+    events, ts, x = [], T0, 80.0
+    for step in [0.1] * 5 + [0.5] * 5:
+        events += tr.update([ndet(x, 20, x + 15, 60)], ts)
+        ts, x = ts + step, x - 25 * step
+    assert [e["type"] for e in events].count("new") == 1, events
+    assert {e["id"] for e in events} == {1}
+
+
+def test_prediction_does_not_join_two_people_walking_apart():
+    tr = Tracker(cfg(), "porch")
+    for i in range(4):  # one walks left, another enters later on the right, walking right
+        tr.update([ndet(40 - 3 * i, 20, 50 - 3 * i, 60)], T0 + i * 0.1)
+    evs = tr.update([ndet(28, 20, 38, 60), ndet(70, 20, 80, 60)], T0 + 0.4)
+    assert sorted(tr.tracks) == [1, 2] and tr.tracks[1].box == (28, 20, 38, 60)
+    assert [e["type"] for e in evs if e["id"] == 2] in ([], ["new"])
+
+
 def test_two_objects_far_apart_get_two_ids():
     tr = Tracker(cfg(), "porch")
     evs = tr.update([ndet(5, 5, 20, 40), ndet(70, 50, 90, 95)], T0)
