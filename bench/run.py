@@ -329,10 +329,13 @@ class Camnode:
         self.publish = pub.split(" on ", 1)[1].split()[0]
         self.workers = workers
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # every worker linked to the node, frames flowing
+        # Every worker linked to the node and the camera capturing. No frame reaches a
+        # worker before someone watches: the node encodes on demand (node/encoder.py).
+        while time.monotonic() < deadline:
             state = get_state(self.base)
             if state and state.get("web_workers", 0) >= workers and \
-                    (state.get("stream") or {}).get("frame_seq") is not None:
+                    state.get("pipeline") == "running" and \
+                    (state.get("frames") or {}).get("captured", 0) > 0:
                 break
             time.sleep(0.2)
         else:
