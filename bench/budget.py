@@ -47,20 +47,15 @@ import urllib.request
 from pathlib import Path
 
 import cv2
-import numpy as np
+
+from bench.procs import Procs, Service, start_service
+from bench.procstat import cpu_seconds
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 FPS = 30
 SIZES = [(640, 480), (1280, 720), (1920, 1080)]
 MODELS = ROOT / "models"  # the objects detector's model, fetched by `camnode fetch-model`
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
 class Viewer(threading.Thread):
@@ -141,11 +136,15 @@ def make_video(path: Path, width: int, height: int, frames: int = 90) -> None:
 
 
 class Node:
-    """`camnode node` on core 1 plus `camnode web` on core 0, from `tree`."""
+    """`camnode node` on core 1 plus `camnode web` on core 0, from `tree` (run from
+    there, so `python -m camnode` is that checkout's code). A context manager: both
+    are stopped, with anything they started, however the block ends."""
 
     def __init__(self, tree: Path, workdir: Path, config: dict):
         self.tree, self.workdir, self.config = tree, workdir, config
-        self.procs: list[subprocess.Popen] = []
+        self.procs = Procs()
+        self.node: Service | None = None
+        self.web: Service | None = None
         self.url = ""
         self.pid = 0
 
@@ -159,71 +158,35 @@ class Node:
     def _start(self) -> "Node":
         cfg = self.workdir / "config.json"
         cfg.write_text(json.dumps(self.config))
-        log = open(self.workdir / "node.log", "w")
-        node = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-m", "camnode", "node",
-                                 "--config", str(cfg)], cwd=self.tree, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                env=dict(os.environ, CAMNODE_MODEL_DIR=str(MODELS)))
-        self.procs.append(node)
-        self.pid = node.pid
-        m = None
-        deadline = time.monotonic() + 30
-        while m is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-            m = re.search(r"frames on (tcp://\S+), commands on (tcp://\S+)",
-                          (self.workdir / "node.log").read_text())
-            if node.poll() is not None:
-                raise RuntimeError("node died:\n" + (self.workdir / "node.log").read_text())
-        if m is None:
-            raise RuntimeError("node did not start:\n" + (self.workdir / "node.log").read_text())
+        self.node = start_service(
+            self.procs, ["taskset", "-c", "1", sys.executable, "-m", "camnode", "node",
+                         "--config", str(cfg)],
+            "node", ready="running: frames on tcp://", cwd=self.tree,
+            env=dict(os.environ, CAMNODE_MODEL_DIR=str(MODELS)))
+        self.pid = self.node.proc.pid  # taskset execs the node: same pid
+        m = re.search(r"frames on (tcp://\S+), commands on (tcp://\S+)", self.node.line)
         keys = []  # a node with CURVE on its command socket (node/curve.py) wants its key
         if (self.workdir / ".camnode-curve").is_dir():
             keys = ["--keys", str(self.workdir / ".camnode-curve")]
-        web = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-m", "camnode", "web",
-                                "--connect", m.group(1), "--command", m.group(2), "--host",
-                                "127.0.0.1", "--port", "0", "--log-level", "INFO", *keys],
-                               cwd=self.tree, stdout=open(self.workdir / "web.log", "w"),
-                               stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(web)
-        deadline = time.monotonic() + 30
-        while not self.url:  # port 0: the worker says which port it got
-            found = re.search(r"listening on http://127\.0\.0\.1:(\d+)/",
-                              (self.workdir / "web.log").read_text())
-            if found:
-                self.url = f"http://127.0.0.1:{found.group(1)}"
-            elif web.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("web worker did not start:\n"
-                                   + (self.workdir / "web.log").read_text())
-            else:
-                time.sleep(0.1)
-        while time.monotonic() < deadline:
-            try:
-                if self.state().get("pipeline") == "running" and self.handled() > 10:
-                    return self
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.3)
-        raise RuntimeError("node not running:\n" + (self.workdir / "node.log").read_text())
+        # port 0: the worker says which port it got
+        self.web = start_service(
+            self.procs, ["taskset", "-c", "0", sys.executable, "-m", "camnode", "web",
+                         "--connect", m.group(1), "--command", m.group(2), "--host",
+                         "127.0.0.1", "--port", "0", "--log-level", "INFO", *keys],
+            "web worker", cwd=self.tree)
+        self.url = self.web.url
+        try:
+            self.web.wait_state(lambda s: s.get("pipeline") == "running" and _handled(s) > 10,
+                                30, "node not running", period=0.3)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\nnode log:\n{self.node.log.tail()}") from None
+        return self
 
     def __exit__(self, *exc) -> None:
-        for p in reversed(self.procs):
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-                p.wait(10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait()
+        self.procs.stop_all(timeout=10)
 
     def state(self) -> dict:
-        with urllib.request.urlopen(self.url + "/api/state", timeout=5) as r:
-            return json.loads(r.read())
-
-    def handled(self) -> int:
-        f = self.state()["frames"]
-        return f["captured"] - f["skipped"]
+        return self.web.state(5)
 
     def sample(self) -> tuple[int, float, float]:
         """(frames handled, node CPU seconds, time) read together: the node publishes
@@ -233,8 +196,7 @@ class Node:
             time.sleep(0.01)
             s = self.state()
             if s["time"] != first:
-                return s["frames"]["captured"] - s["frames"]["skipped"], \
-                    cpu_seconds(self.pid), s["time"]
+                return _handled(s), cpu_seconds(self.pid), s["time"]
 
     def measure(self, seconds: float) -> dict:
         """CPU seconds per handled frame over about `seconds`, and the frame rate."""
@@ -244,6 +206,12 @@ class Node:
         frames = max(1, f1 - f0)
         return {"ms_per_frame": (c1 - c0) / frames * 1000, "fps": frames / (t1 - t0),
                 "cpu_pct": (c1 - c0) / (t1 - t0) * 100}
+
+
+def _handled(state: dict) -> int:
+    """Frames the pipeline handled: captured minus skipped."""
+    f = state["frames"]
+    return f["captured"] - f["skipped"]
 
 
 def config(width: int, height: int, source, module: str, stamp: bool = True) -> dict:

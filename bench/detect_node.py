@@ -14,28 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import cv2
 
 from bench import detect_eval
+from bench.procs import camnode_running
+from bench.procstat import cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 FPS = 15
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _video(path: Path, scene: detect_eval.Scene, seconds: float) -> None:
@@ -55,49 +47,25 @@ def measure(video: Path, seconds: float, module: str = "objects") -> dict:
     cfg["zmq"] = {"publish": "tcp://127.0.0.1:*", "command": "tcp://127.0.0.1:*"}
     cfg["web"] = {"host": "127.0.0.1", "port": 0, "workers": 1}
     cfg["mqtt"] = {"enabled": False}
-    conf = tmp / f"config-{video.stem}.json"
-    conf.write_text(json.dumps(cfg))
     env = {**os.environ, "CAMNODE_MODEL_DIR": os.environ.get("CAMNODE_MODEL_DIR",
                                                              str(ROOT / "models"))}
-    proc = subprocess.Popen([sys.executable, "-m", "camnode", "run", "--config", str(conf)],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
-    try:
-        url = None
-        for line in proc.stderr:
-            m = re.search(r"is running: open (http://127\.0\.0\.1:\d+)/", line)
-            if m:
-                url = m.group(1)
-                break
-        if url is None:
-            raise RuntimeError("camnode did not start")
-        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-
-        def state() -> dict:
-            with urllib.request.urlopen(url + "/api/state", timeout=5) as r:
-                return json.loads(r.read())
-
+    with camnode_running(cfg, tmp / f"config-{video.stem}.json", env=env,
+                         stop_timeout=15) as node:
         time.sleep(5)  # warm-up: model load, MOG2 learning the scene
-        s0, c0, t0 = state(), _cpu_seconds(proc.pid), time.monotonic()
+        s0, c0, t0 = node.state(), cpu_seconds(node.proc.pid), time.monotonic()
         fps = []
         while time.monotonic() - t0 < seconds:
             time.sleep(1)
-            fps.append(state()["fps"])
-        s1, c1, wall = state(), _cpu_seconds(proc.pid), time.monotonic() - t0
-        ms = s1.get("module_status") or {}
-        return {"scene": video.stem, "module": s1["module"], "error": s1.get("module_error"),
-                "stream_fps": round(statistics.median(fps), 1),
-                "node_cpu_pct": round(100 * (c1 - c0) / wall),
-                "detector_runs": (ms.get("runs") or 0) - ((s0.get("module_status") or {})
-                                                          .get("runs") or 0),
-                "detect_ms_p50": ms.get("detect_ms_p50"),
-                "events": s1["metrics"]["events"] - s0["metrics"]["events"]}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            fps.append(node.state()["fps"])
+        s1, c1, wall = node.state(), cpu_seconds(node.proc.pid), time.monotonic() - t0
+    ms = s1.get("module_status") or {}
+    return {"scene": video.stem, "module": s1["module"], "error": s1.get("module_error"),
+            "stream_fps": round(statistics.median(fps), 1),
+            "node_cpu_pct": round(100 * (c1 - c0) / wall),
+            "detector_runs": (ms.get("runs") or 0) - ((s0.get("module_status") or {})
+                                                      .get("runs") or 0),
+            "detect_ms_p50": ms.get("detect_ms_p50"),
+            "events": s1["metrics"]["events"] - s0["metrics"]["events"]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,20 +20,18 @@ Slow readers (`--slow-fraction`): after each complete part they stop reading for
 and the server has to skip frames for them. Their figures are reported apart.
 
 Traffic only ever goes to loopback addresses unless `--allow-remote` is given.
+
+The clients and their epoll loop are in bench/shard.py; this module starts the shards
+(in this process or forked ones), merges and summarizes their figures, and is the CLI.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
-import heapq
 import ipaddress
 import json
-import math
 import multiprocessing as mp
-import os
 import resource
-import select
 import socket
 import sys
 import time
@@ -42,14 +40,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-HEAD_BUF = 8192          # per-client buffer for part headers (and the HTTP response head)
-HEAD_READ = 2048         # bytes asked for while looking for a header block
-SCRATCH = 4 << 20        # shared discard buffer for JPEG bodies
-MSG_TRUNC = getattr(socket, "MSG_TRUNC", 0)
-EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
-EPOLLERR, EPOLLHUP = select.EPOLLERR, select.EPOLLHUP
-
-CONNECTING, HEADERS, BODY, DONE = 0, 1, 2, 3
+from bench.shard import MSG_TRUNC, run_shard
 
 
 def raise_nofile(need: int) -> int:
@@ -72,319 +63,9 @@ def check_loopback(host: str) -> None:
                              "(use --allow-remote to load another host)")
 
 
-def _field(block: bytes, start: int) -> bytes:
-    """Header value starting at `start` up to the end of its line."""
-    e = block.find(b"\r\n", start)
-    return block[start:e] if e >= 0 else block[start:]
-
-
-class Client:
-    __slots__ = ("idx", "sock", "fd", "slow", "state", "buf", "view", "start", "end",
-                 "skip", "ts", "seq", "t_connect", "first", "frames", "frames_all",
-                 "last_seq", "gaps", "backwards", "paused", "error")
-
-    def __init__(self, idx: int, slow: bool):
-        self.idx, self.slow = idx, slow
-        self.sock = None
-        self.fd = -1
-        self.state = CONNECTING
-        self.buf = bytearray(HEAD_BUF)
-        self.view = memoryview(self.buf)
-        self.start = self.end = 0
-        self.skip = 0
-        self.ts = 0.0
-        self.seq = -1
-        self.t_connect = 0.0
-        self.first = math.nan
-        self.frames = self.frames_all = 0
-        self.last_seq = -1
-        self.gaps = self.backwards = 0
-        self.paused = False
-        self.error = ""
-
-
-def _shard(addr, path: str, host_header: str, idxs: list[int], slow_idx: set[int],
-           t0: float, warmup: float, duration: float, slow_pause: float, copy: bool,
-           lat_capacity: int, ramp: float) -> dict:
-    """Run one process's clients; returns plain arrays (picklable)."""
-    t_win0, t_end = t0 + warmup, t0 + warmup + duration
-    request = (f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\n"
-               f"User-Agent: camnode-bench\r\nAccept: */*\r\n\r\n").encode()
-    trunc = 0 if copy else MSG_TRUNC
-    scratch = bytearray(SCRATCH)
-    clients = [Client(i, i in slow_idx) for i in idxs]
-    by_fd: dict[int, Client] = {}
-    ep = select.epoll(len(clients) + 8)
-    wakes: list[tuple[float, int, Client]] = []   # (time, idx, client) for paused slow clients
-    lat = np.empty(lat_capacity, np.float32)
-    lat_cid = np.empty(lat_capacity, np.int32)
-    nlat = 0
-    stride = 1
-    errors: Counter = Counter()
-    _time = time.time
-    n_recv = 0
-
-    def fail(c: Client, why: str) -> None:
-        if c.state != DONE:
-            c.state = DONE
-            c.error = why
-            errors[why] += 1
-            try:
-                ep.unregister(c.fd)
-            except (OSError, ValueError):
-                pass
-            by_fd.pop(c.fd, None)
-            c.sock.close()
-
-    def frame_done(c: Client, now: float) -> None:
-        nonlocal nlat, stride
-        if c.first != c.first:  # nan: first frame
-            c.first = now - c.t_connect
-        c.frames_all += 1
-        seq = c.seq
-        if c.last_seq >= 0:
-            if seq > c.last_seq + 1:
-                c.gaps += seq - c.last_seq - 1
-            elif seq <= c.last_seq:
-                c.backwards += 1
-        c.last_seq = seq
-        if t_win0 <= now < t_end:
-            c.frames += 1
-            if c.frames % stride == 0:
-                if nlat == lat_capacity:  # full: keep every other sample from now on
-                    keep = slice(0, lat_capacity, 2)
-                    k = len(range(0, lat_capacity, 2))
-                    lat[:k] = lat[keep]
-                    lat_cid[:k] = lat_cid[keep]
-                    nlat = k
-                    stride *= 2
-                lat[nlat] = (now - c.ts) * 1000.0
-                lat_cid[nlat] = c.idx
-                nlat += 1
-
-    def pause(c: Client, now: float) -> None:
-        c.paused = True
-        ep.modify(c.fd, 0)
-        heapq.heappush(wakes, (now + slow_pause, c.idx, c))
-
-    def parse(c: Client) -> int:
-        """Consume complete header blocks (and bodies already in the buffer).
-
-        Returns 0: need more header bytes; 1: now skipping a body; 2: paused (slow)."""
-        buf, pos, end = c.buf, c.start, c.end
-        while True:
-            i = buf.find(b"\r\n\r\n", pos, end)
-            if i < 0:
-                if pos:
-                    rest = end - pos
-                    if rest:
-                        buf[:rest] = buf[pos:end]
-                    c.start, c.end = 0, rest
-                if c.end >= HEAD_BUF:
-                    fail(c, "header too long")
-                return 0
-            block = bytes(buf[pos:i])
-            hdr_end = i + 4
-            k = block.find(b"Content-Length:")
-            if k < 0:
-                if block.startswith(b"HTTP/"):
-                    status = block[9:12]
-                    if status != b"200":
-                        fail(c, "HTTP " + status.decode("latin-1", "replace"))
-                        return 0
-                    pos = hdr_end
-                    continue
-                fail(c, "part without Content-Length")
-                return 0
-            n = int(_field(block, k + 15))
-            k = block.find(b"X-Timestamp:")
-            c.ts = float(_field(block, k + 12)) if k >= 0 else math.nan
-            k = block.find(b"X-Frame-Seq:")
-            c.seq = int(_field(block, k + 12)) if k >= 0 else c.last_seq + 1
-            avail = end - hdr_end
-            if avail >= n:  # whole (small) body already here
-                pos = hdr_end + n
-                now = _time()
-                frame_done(c, now)
-                if c.slow:
-                    c.start, c.end = pos, end
-                    if pos == end:
-                        c.start = c.end = 0
-                    pause(c, now)
-                    return 2
-                continue
-            c.skip = n - avail
-            c.start = c.end = 0
-            c.state = BODY
-            return 1
-
-    def on_read(c: Client) -> None:
-        nonlocal n_recv
-        sock = c.sock
-        while True:
-            if c.state == BODY:
-                want = c.skip if c.skip < SCRATCH else SCRATCH
-                try:
-                    got = sock.recv_into(scratch, want, trunc)
-                except BlockingIOError:
-                    return
-                except OSError as exc:
-                    fail(c, errno.errorcode.get(exc.errno, str(exc)))
-                    return
-                n_recv += 1
-                if got == 0:
-                    fail(c, "closed by server")
-                    return
-                c.skip -= got
-                if c.skip:
-                    if got < want:
-                        return  # kernel drained; wait for epoll
-                    continue
-                c.state = HEADERS
-                now = _time()
-                frame_done(c, now)
-                if c.slow:
-                    pause(c, now)
-                # The next part comes a frame interval later: back to epoll (level-
-                # triggered, so data already queued is reported at once) rather than
-                # a recv that would most likely fail with EAGAIN.
-                return
-            if c.state != HEADERS:
-                return
-            end = c.end
-            want = HEAD_BUF - end
-            if want > HEAD_READ:
-                want = HEAD_READ
-            try:
-                got = sock.recv_into(c.view[end:], want)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                fail(c, errno.errorcode.get(exc.errno, str(exc)))
-                return
-            n_recv += 1
-            if got == 0:
-                fail(c, "closed by server")
-                return
-            c.end = end + got
-            r = parse(c)
-            if r == 2 or c.state == DONE:
-                return
-            if r == 0 and got < want:
-                return
-
-    def on_connect(c: Client) -> None:
-        err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            fail(c, "connect: " + errno.errorcode.get(err, str(err)))
-            return
-        try:
-            c.sock.send(request)
-        except OSError as exc:
-            fail(c, "send: " + errno.errorcode.get(exc.errno or 0, str(exc)))
-            return
-        c.state = HEADERS
-        ep.modify(c.fd, EPOLLIN)
-
-    def connect(c: Client) -> None:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setblocking(False)
-        c.sock, c.fd = s, s.fileno()
-        c.t_connect = _time()
-        err = s.connect_ex(addr)
-        if err not in (0, errno.EINPROGRESS):
-            c.state = DONE
-            c.error = "connect: " + errno.errorcode.get(err, str(err))
-            errors[c.error] += 1
-            s.close()
-            return
-        by_fd[c.fd] = c
-        ep.register(c.fd, EPOLLOUT)
-
-    # Wait for the common start, then connect (optionally spread over `ramp` seconds).
-    delay = t0 - _time()
-    if delay > 0:
-        time.sleep(delay)
-    ru0 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu_win0 = None
-    todo = list(clients)
-    n_todo = len(todo)
-    next_i = 0
-    poll = ep.poll
-    while True:
-        now = _time()
-        if now >= t_end:
-            break
-        if next_i < n_todo:
-            due = n_todo if ramp <= 0 else min(n_todo, int(n_todo * (now - t0) / ramp) + 1)
-            while next_i < due:
-                connect(todo[next_i])
-                next_i += 1
-        if cpu_win0 is None and now >= t_win0:
-            cpu_win0 = (resource.getrusage(resource.RUSAGE_SELF), now)
-        timeout = t_end - now
-        if next_i < n_todo:
-            timeout = min(timeout, 0.01)
-        if cpu_win0 is None:
-            timeout = min(timeout, t_win0 - now)
-        if wakes:
-            timeout = min(timeout, wakes[0][0] - now)
-        for fd, ev in poll(max(timeout, 0.0), 4096):
-            c = by_fd.get(fd)
-            if c is None:
-                continue
-            if c.paused:
-                if ev & (EPOLLERR | EPOLLHUP):
-                    fail(c, "hangup while paused")
-                continue
-            if c.state == CONNECTING:
-                on_connect(c)
-            else:
-                on_read(c)
-        if wakes:
-            now = _time()
-            while wakes and wakes[0][0] <= now:
-                _, _, c = heapq.heappop(wakes)
-                c.paused = False
-                if c.state == DONE:
-                    continue
-                ep.modify(c.fd, EPOLLIN)
-                if c.state == HEADERS and c.end > c.start:
-                    r = parse(c)  # bytes read before the pause
-                    if r == 1:
-                        on_read(c)
-    ru1 = resource.getrusage(resource.RUSAGE_SELF)
-    t_stop = _time()
-    for c in clients:
-        if c.state != DONE and c.sock is not None:
-            c.sock.close()
-    ep.close()
-    if cpu_win0 is None:
-        cpu_win0 = (ru0, t0)
-    r0 = cpu_win0[0]
-    cpu_s = (ru1.ru_utime - r0.ru_utime) + (ru1.ru_stime - r0.ru_stime)
-    return {
-        "idx": np.array([c.idx for c in clients], np.int32),
-        "slow": np.array([c.slow for c in clients], bool),
-        "frames": np.array([c.frames for c in clients], np.int32),
-        "frames_all": np.array([c.frames_all for c in clients], np.int32),
-        "ttff": np.array([c.first for c in clients], np.float64),
-        "gaps": np.array([c.gaps for c in clients], np.int64),
-        "backwards": np.array([c.backwards for c in clients], np.int64),
-        "failed": np.array([bool(c.error) for c in clients], bool),
-        "lat": lat[:nlat].copy(),
-        "lat_cid": lat_cid[:nlat].copy(),
-        "lat_stride": stride,
-        "errors": dict(errors),
-        "cpu_s": cpu_s,
-        "cpu_window_s": max(1e-9, t_stop - cpu_win0[1]),
-        "recv_calls": n_recv,
-    }
-
-
 def _shard_entry(conn, kwargs) -> None:
     try:
-        conn.send(("ok", _shard(**kwargs)))
+        conn.send(("ok", run_shard(**kwargs)))
     except BaseException as exc:  # report, never hang the parent
         conn.send(("error", repr(exc)))
     finally:
@@ -410,37 +91,50 @@ def run_load(url: str, clients: int, duration: float = 10.0, warmup: float = 2.0
     t0 = start_at if start_at else time.time() + 0.3 + 0.05 * procs
     per = [list(range(p, clients, procs)) for p in range(procs)]
     cap = lambda n: max(1024, int(n * max_fps * duration))  # noqa: E731
-    shards = []
     common = dict(addr=addr, path=path, host_header=u.netloc, slow_idx=slow_idx, t0=t0,
                   warmup=warmup, duration=duration, slow_pause=slow_pause, copy=copy or not MSG_TRUNC,
                   ramp=ramp)
+    jobs = [dict(idxs=idxs, lat_capacity=cap(len(idxs)), **common) for idxs in per]
     if procs == 1:
-        shards.append(_shard(idxs=per[0], lat_capacity=cap(len(per[0])), **common))
+        shards = [run_shard(**jobs[0])]
     else:
-        ctx = mp.get_context("fork")
-        running = []
-        for p in range(procs):
-            a, b = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_shard_entry, args=(b, dict(
-                idxs=per[p], lat_capacity=cap(len(per[p])), **common)), daemon=True)
-            proc.start()
-            b.close()
-            running.append((proc, a))
-        deadline = t0 + warmup + duration + 60
-        try:
-            for proc, a in running:
-                if not a.poll(max(0.1, deadline - time.time())):
-                    raise RuntimeError("load generator shard did not report")
-                status, payload = a.recv()
-                if status != "ok":
-                    raise RuntimeError(f"load generator shard failed: {payload}")
-                shards.append(payload)
-        finally:
-            for proc, a in running:
-                proc.join(2)
-                if proc.is_alive():
-                    proc.kill()
-                    proc.join()
+        shards = _run_forked(jobs, deadline=t0 + warmup + duration + 60)
+    merged = _merge(shards)
+    merged.update(t0=t0, clients=clients, duration=duration, warmup=warmup, procs=procs,
+                  slow_pause=slow_pause, mode="copy" if common["copy"] else "msg_trunc")
+    return merged
+
+
+def _run_forked(jobs: list[dict], deadline: float) -> list[dict]:
+    """Each shard in a forked process; their results, or RuntimeError if one failed or
+    did not report by `deadline` (every process is joined or killed either way)."""
+    ctx = mp.get_context("fork")
+    running, shards = [], []
+    for job in jobs:
+        a, b = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_shard_entry, args=(b, job), daemon=True)
+        proc.start()
+        b.close()
+        running.append((proc, a))
+    try:
+        for proc, a in running:
+            if not a.poll(max(0.1, deadline - time.time())):
+                raise RuntimeError("load generator shard did not report")
+            status, payload = a.recv()
+            if status != "ok":
+                raise RuntimeError(f"load generator shard failed: {payload}")
+            shards.append(payload)
+    finally:
+        for proc, a in running:
+            proc.join(2)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    return shards
+
+
+def _merge(shards: list[dict]) -> dict:
+    """The shards' per-client arrays in client order, their samples and counts summed."""
     merged = {k: np.concatenate([s[k] for s in shards])
               for k in ("idx", "slow", "frames", "frames_all", "ttff", "gaps", "backwards",
                         "failed", "lat", "lat_cid")}
@@ -450,13 +144,11 @@ def run_load(url: str, clients: int, duration: float = 10.0, warmup: float = 2.0
     errors: Counter = Counter()
     for s in shards:
         errors.update(s["errors"])
-    merged.update(t0=t0, clients=clients, duration=duration, warmup=warmup, procs=procs,
-                  slow_pause=slow_pause, errors=dict(errors),
+    merged.update(errors=dict(errors),
                   lat_stride=max(s["lat_stride"] for s in shards),
                   loadgen_cpu_s=sum(s["cpu_s"] for s in shards),
                   loadgen_window_s=max(s["cpu_window_s"] for s in shards),
-                  recv_calls=sum(s["recv_calls"] for s in shards),
-                  mode="copy" if common["copy"] else "msg_trunc")
+                  recv_calls=sum(s["recv_calls"] for s in shards))
     return merged
 
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -33,9 +31,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.procs import Procs
 from camnode.node.broker import find_mosquitto, free_port, port_open
 
-ROOT = Path(__file__).resolve().parent.parent
 BASE = "camnode/bench"
 
 
@@ -104,14 +102,14 @@ def summary(ms: list[float]) -> dict:
 
 def measure(binary: str, nodelay: bool, n: int) -> dict:
     """Broker + node + client; {"qos0": ..., "qos1": ...}; every process stopped."""
-    procs: list[subprocess.Popen] = []
+    procs = Procs()
     with tempfile.TemporaryDirectory(prefix="camnode-rtt-") as tmp:
         port = free_port()
         conf = Path(tmp, "mosquitto.conf")
         conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
                         + ("set_tcp_nodelay true\n" if nodelay else ""))
-        procs.append(subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True))
+        procs.start([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL)
         cfg = Path(tmp, "config.json")
         cfg.write_text(json.dumps({
             "node_id": "bench", "camera": {"source": "synthetic", "width": 160, "height": 120,
@@ -124,9 +122,8 @@ def measure(binary: str, nodelay: bool, n: int) -> dict:
         client = None
         try:
             _wait(lambda: port_open("127.0.0.1", port), 10, "mosquitto")
-            procs.append(subprocess.Popen([sys.executable, "-m", "camnode", "node", "--config",
-                                           str(cfg)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, start_new_session=True))
+            procs.start([sys.executable, "-m", "camnode", "node", "--config", str(cfg)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             client = Client(port)
             client.c.subscribe(f"{BASE}/availability", qos=1)
             if not client.online.wait(30):
@@ -136,12 +133,7 @@ def measure(binary: str, nodelay: bool, n: int) -> dict:
         finally:
             if client:
                 client.close()
-            for p in reversed(procs):
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                    p.wait(10)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    os.killpg(p.pid, signal.SIGKILL)
+            procs.stop_all(timeout=10)
 
 
 def main(argv: list[str] | None = None) -> int:

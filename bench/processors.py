@@ -13,10 +13,8 @@ import argparse
 import json
 import os
 import re
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,14 +22,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench.procs import camnode_running
+
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ["passthrough", "service", "motion", "roi_occupancy", "faces", "people", "objects"]
 TARGET_FPS = 25.0
-
-
-def _get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return json.loads(r.read())
 
 
 def _post(url: str, payload: dict) -> dict:
@@ -55,63 +50,47 @@ def _reader(url: str, stop: threading.Event, counter: list) -> None:
 
 
 def run(duration: float, width: int, height: int) -> list[dict]:
-    tmp = Path(tempfile.mkdtemp(prefix="camnode-bench-proc-"))
     cfg = json.loads((ROOT / "config.json").read_text())
     cfg["camera"].update({"source": "synthetic", "width": width, "height": height, "fps": 30})
     cfg["zmq"] = {"publish": "tcp://127.0.0.1:*", "command": "tcp://127.0.0.1:*"}
     cfg["web"] = {"host": "127.0.0.1", "port": 0, "workers": 1}
     cfg["mqtt"] = {"enabled": False}
-    (tmp / "config.json").write_text(json.dumps(cfg))
-    proc = subprocess.Popen([sys.executable, "-m", "camnode", "run", "--config",
-                             str(tmp / "config.json")], cwd=ROOT, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True,
-                            env={"CAMNODE_MODEL_DIR": str(ROOT / "models"), **os.environ})
     results = []
-    try:
-        url = None
-        for line in proc.stderr:
-            m = re.search(r"is running: open (http://127\.0\.0\.1:\d+)/", line)
-            if m:
-                url = m.group(1)
-                break
-        if url is None:
-            raise RuntimeError("camnode did not start")
-        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    with tempfile.TemporaryDirectory(prefix="camnode-bench-proc-") as tmp, \
+            camnode_running(cfg, Path(tmp) / "config.json",
+                            env={"CAMNODE_MODEL_DIR": str(ROOT / "models"), **os.environ}) as node:
+        url = node.url
         stop, counter = threading.Event(), [0]
         threading.Thread(target=_reader, args=(url, stop, counter), daemon=True).start()
-        for module in MODULES:
-            reply = _post(f"{url}/api/module/set", {"name": module})
-            if reply["status"] != "ok":
-                results.append({"module": module, "error": reply["error"]["message"]})
-                continue
-            time.sleep(3)  # warm-up: background models, detector threads
-            fps, proc_p50, proc_p95 = [], [], []
-            c0, t0 = counter[0], time.monotonic()
-            while time.monotonic() - t0 < duration:
-                time.sleep(1)
-                s = _get(f"{url}/api/state")
-                fps.append(s["fps"])
-                proc_p50.append(s["processing_ms"]["p50"] or 0)
-                proc_p95.append(s["processing_ms"]["p95"] or 0)
-            delivered = (counter[0] - c0) / (time.monotonic() - t0)
-            status = _get(f"{url}/api/state").get("module_status") or {}
-            results.append({
-                "module": module, "stream_fps": round(statistics.median(fps), 1),
-                "delivered_fps": round(delivered, 1),
-                "processing_ms_p50": round(statistics.median(proc_p50), 2),
-                "processing_ms_p95": round(max(proc_p95), 2),
-                "detector_ms_p50": status.get("detect_ms_p50"),
-                "detector_ms_p95": status.get("detect_ms_p95"),
-                "detector_runs": status.get("runs"),
-                "detector_frames_offered": status.get("frames_offered"),
-            })
-        stop.set()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            for module in MODULES:
+                reply = _post(f"{url}/api/module/set", {"name": module})
+                if reply["status"] != "ok":
+                    results.append({"module": module, "error": reply["error"]["message"]})
+                    continue
+                time.sleep(3)  # warm-up: background models, detector threads
+                fps, proc_p50, proc_p95 = [], [], []
+                c0, t0 = counter[0], time.monotonic()
+                while time.monotonic() - t0 < duration:
+                    time.sleep(1)
+                    s = node.state()
+                    fps.append(s["fps"])
+                    proc_p50.append(s["processing_ms"]["p50"] or 0)
+                    proc_p95.append(s["processing_ms"]["p95"] or 0)
+                delivered = (counter[0] - c0) / (time.monotonic() - t0)
+                status = node.state().get("module_status") or {}
+                results.append({
+                    "module": module, "stream_fps": round(statistics.median(fps), 1),
+                    "delivered_fps": round(delivered, 1),
+                    "processing_ms_p50": round(statistics.median(proc_p50), 2),
+                    "processing_ms_p95": round(max(proc_p95), 2),
+                    "detector_ms_p50": status.get("detect_ms_p50"),
+                    "detector_ms_p95": status.get("detect_ms_p95"),
+                    "detector_runs": status.get("runs"),
+                    "detector_frames_offered": status.get("frames_offered"),
+                })
+        finally:
+            stop.set()
     return results
 
 

@@ -20,6 +20,10 @@ naive baseline (`bench/baseline.py`) subscribed to the same node. For each clien
 
 Results go to bench/results/latest.json and a plot to docs/bench.png. Every process
 started here is started in its own process group and killed on exit, error or Ctrl-C.
+
+This module holds one load run and the sequence of runs; the servers and their
+processes are in bench/procs.py, the /proc figures in bench/procstat.py, the tables,
+verdicts and plot in bench/report.py.
 """
 
 from __future__ import annotations
@@ -36,359 +40,17 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
+
+from bench.procs import Baseline, Camnode, Procs, get_state
+from bench.procstat import Group, RssSampler, cpu_delta, cpu_per_process, host_cpu, host_delta
+from bench.report import (CAMERA_FPS, DISTURBED_PCT, HEAD, best_workers, disturbed, fmt_row,
+                          notes_for, plot, print_tables, target_check)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "latest.json"
 PLOT = ROOT / "docs" / "bench.png"
-
-TARGET_CLIENTS = 500
-TARGET_FPS = 29.0
-TARGET_P95_MS = 100.0
-TARGET_RES = "640x480"
-CAMERA_FPS = 30
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-# --------------------------------------------------------------------------- /proc
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(ppid, utime+stime ticks) of a process, None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rindex(b")") + 2:].split()
-    return int(rest[1]), int(rest[11]) + int(rest[12])
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().decode("utf-8", "replace").split("\0")
-    except OSError:
-        return []
-
-
-def _is_web_worker(pid: int) -> bool:
-    cmd = _cmdline(pid)
-    return "web" in cmd and any(a.endswith("node.cli") or a.endswith("camnode") for a in cmd)
-
-
-def _start_time(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return int(data[data.rindex(b")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def schema_keys() -> set[str]:
-    try:
-        schema = json.loads((ROOT / "schemas" / "config.schema.json").read_text())
-        return set(schema.get("properties", {}))
-    except (OSError, ValueError):
-        return set()
-
-
-def descendants(root: int) -> list[int]:
-    """root and every process below it (scan of /proc, ppid links)."""
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = _stat(int(name))
-            if st:
-                children.setdefault(st[0], []).append(int(name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
-def host_cpu() -> list[int]:
-    """Aggregate /proc/stat cpu line: user nice system idle iowait irq softirq steal ..."""
-    with open("/proc/stat") as f:
-        return [int(v) for v in f.readline().split()[1:]]
-
-
-def host_delta(a: list[int], b: list[int], seconds: float) -> dict[str, float]:
-    """Machine-wide CPU over the window, in % of one core (all processes + softirq)."""
-    d = [y - x for x, y in zip(a, b)]
-    busy = sum(d) - d[3] - d[4]
-    pct = lambda t: round(100.0 * t / CLK_TCK / seconds, 1)  # noqa: E731
-    return {"busy_pct": pct(busy), "softirq_pct": pct(d[6]), "idle_pct": pct(d[3] + d[4])}
-
-
-class Group:
-    """A set of server processes measured together; parts are labelled ('node', 'web'...)."""
-
-    def __init__(self, parts: dict[str, tuple[int, str]]):
-        self.parts = parts  # label -> (pid, "self" | "tree" | "children")
-
-    def pids(self) -> dict[str, list[int]]:
-        out = {}
-        for label, (pid, which) in self.parts.items():
-            if which == "self":
-                out[label] = [pid]
-                continue
-            tree = descendants(pid)
-            if which == "tree":
-                out[label] = tree
-            else:  # "web": camnode web workers below pid; "other": any other descendant
-                web = [p for p in tree if p != pid and _is_web_worker(p)]
-                out[label] = web if which == "web" else \
-                    [p for p in tree if p != pid and p not in web]
-        return out
-
-    def cpu_ticks(self) -> dict[str, dict[int, int]]:
-        snap = {}
-        for label, pids in self.pids().items():
-            snap[label] = {p: st[1] for p in pids if (st := _stat(p))}
-        return snap
-
-    def rss_kb(self) -> int:
-        return sum(_rss_kb(p) for pids in self.pids().values() for p in pids)
-
-
-def cpu_delta(a: dict, b: dict, seconds: float) -> dict[str, float]:
-    """% of one core per label between two snapshots (processes present in both)."""
-    out = {}
-    for label in b:
-        ticks = sum(t - a.get(label, {}).get(p, t) for p, t in b[label].items())
-        out[label] = round(100.0 * ticks / CLK_TCK / seconds, 1)
-    return out
-
-
-class RssSampler(threading.Thread):
-    def __init__(self, group: Group, period: float = 0.5):
-        super().__init__(daemon=True)
-        self.group, self.period = group, period
-        self.peak_kb = 0
-        self._stop_evt = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_evt.is_set():
-            self.peak_kb = max(self.peak_kb, self.group.rss_kb())
-            self._stop_evt.wait(self.period)
-
-    def stop(self) -> int:
-        self._stop_evt.set()
-        self.join(2)
-        self.peak_kb = max(self.peak_kb, self.group.rss_kb())
-        return self.peak_kb
-
-
-# --------------------------------------------------------------------------- processes
-class Procs:
-    """Every process started by the benchmark; each leads its own process group."""
-
-    def __init__(self):
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, cmd: list[str], **kw) -> subprocess.Popen:
-        p = subprocess.Popen(cmd, start_new_session=True, cwd=str(ROOT), **kw)
-        self.procs.append(p)
-        return p
-
-    def stop(self, p: subprocess.Popen, timeout: float = 6.0) -> None:
-        # Children that left the process group (e.g. a broker in its own session) are
-        # remembered now and killed below if stopping the leader did not take them down.
-        below = [(q, _start_time(q)) for q in descendants(p.pid) if q != p.pid] \
-            if p.poll() is None else []
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # the leader may be gone while its children (workers) linger
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(2)
-        except subprocess.TimeoutExpired:
-            pass
-        for q, started in below:
-            if started is not None and _start_time(q) == started:
-                try:
-                    os.kill(q, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if p in self.procs:
-            self.procs.remove(p)
-
-    def stop_all(self) -> None:
-        for p in reversed(list(self.procs)):
-            self.stop(p, timeout=3.0)
-
-
-class LogTail(threading.Thread):
-    """Drains a child's output; keeps matching lines and WARNING/ERROR lines."""
-
-    def __init__(self, stream, name: str):
-        super().__init__(daemon=True)
-        self.stream, self.name = stream, name
-        self.lines: list[str] = []
-        self.problems: list[str] = []
-        self.cond = threading.Condition()
-
-    def run(self) -> None:
-        for raw in self.stream:
-            line = raw.decode("utf-8", "replace").rstrip()
-            with self.cond:
-                self.lines.append(line)
-                if len(self.lines) > 500:
-                    del self.lines[:250]
-                if " WARNING " in line or " ERROR " in line or "Traceback" in line:
-                    self.problems.append(line)
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def wait_for(self, needle: str, timeout: float) -> str | None:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for line in self.lines:
-                    if needle in line:
-                        return line
-                left = deadline - time.monotonic()
-                if left <= 0 or not self.is_alive():
-                    return None
-                self.cond.wait(min(left, 0.2))
-
-
-def http_get(url: str, timeout: float = 3.0) -> bytes | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.read()
-    except Exception:
-        return None
-
-
-def camnode_cmd() -> list[str]:
-    exe = Path(sys.executable).parent / "camnode"
-    if exe.exists():
-        return [str(exe)]
-    found = shutil.which("camnode")
-    return [found] if found else [sys.executable, "-m", "camnode"]
-
-
-class Camnode:
-    def __init__(self, procs: Procs, tmp: Path, width: int, height: int, workers: int):
-        cfg = {
-            "node_id": "bench", "name": "camnode-bench",
-            "camera": {"source": "synthetic", "width": width, "height": height, "fps": CAMERA_FPS},
-            "pipeline": {"autostart": True, "module": "passthrough"},
-            "zmq": {"publish": "tcp://127.0.0.1:*", "command": "tcp://127.0.0.1:*"},
-            "web": {"host": "127.0.0.1", "port": 0, "workers": workers},
-            "logging": {"level": "INFO"},
-            # No MQTT: the node would otherwise find or start a broker (a child process
-            # in its own session) and publish to it; not part of what is measured here.
-            "mqtt": {"enabled": False},
-        }
-        known = schema_keys()
-        if known:
-            cfg = {k: v for k, v in cfg.items() if k in known}
-        path = tmp / f"camnode-{width}x{height}-w{workers}.json"
-        path.write_text(json.dumps(cfg, indent=1))
-        self.procs = procs
-        self.proc = procs.start(camnode_cmd() + ["run", "--config", str(path), "--port", "0",
-                                                 "--workers", str(workers)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.log = LogTail(self.proc.stderr, "camnode")
-        self.log.start()
-        line = self.log.wait_for("is running: open http://", 30)
-        pub = self.log.wait_for("publishing frames and state on tcp://", 1)
-        if not line or not pub:
-            self.stop()
-            raise RuntimeError("camnode did not start:\n" + "\n".join(self.log.lines[-20:]))
-        self.base = line.split("open ", 1)[1].split()[0].rstrip("/")
-        self.publish = pub.split(" on ", 1)[1].split()[0]
-        self.workers = workers
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # every worker linked to the node, frames flowing
-            state = get_state(self.base)
-            if state and state.get("web_workers", 0) >= workers and \
-                    (state.get("stream") or {}).get("frame_seq") is not None:
-                break
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("camnode web workers not ready")
-        time.sleep(0.5)
-        jpeg = http_get(self.base + "/snapshot.jpg")
-        self.frame_kb = round(len(jpeg) / 1024, 1) if jpeg else None
-
-    def group(self) -> Group:
-        return Group({"node": (self.proc.pid, "self"), "web": (self.proc.pid, "web"),
-                      "other": (self.proc.pid, "other")})
-
-    def web_pids(self) -> list[int]:
-        return Group({"web": (self.proc.pid, "web")}).pids()["web"]
-
-    def stop(self) -> None:
-        self.procs.stop(self.proc)
-
-
-class Baseline:
-    def __init__(self, procs: Procs, publish: str, node_pid: int):
-        self.procs, self.node_pid = procs, node_pid
-        self.proc = procs.start([sys.executable, "-m", "bench.baseline", "--connect", publish,
-                                 "--port", "0"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.log = LogTail(self.proc.stdout, "baseline")
-        self.log.start()
-        line = self.log.wait_for("baseline is running: open http://", 15)
-        if not line:
-            self.stop()
-            raise RuntimeError("baseline did not start:\n" + "\n".join(self.log.lines[-20:]))
-        self.base = line.split("open ", 1)[1].split()[0].rstrip("/")
-
-    def group(self) -> Group:
-        return Group({"node": (self.node_pid, "self"), "web": (self.proc.pid, "tree")})
-
-    def idle(self, timeout: float) -> bool:
-        """Wait until every stream thread has noticed its client left."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = get_state(self.base, 1.0)
-            if state is not None and state.get("viewers") == 0:
-                return True
-            time.sleep(0.3)
-        return False
-
-    def stop(self) -> None:
-        self.procs.stop(self.proc)
-
-
-def get_state(base: str, timeout: float = 3.0) -> dict | None:
-    raw = http_get(base + "/api/state", timeout)
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return None
 
 
 # --------------------------------------------------------------------------- one run
@@ -455,191 +117,6 @@ def run_load(procs: Procs, server, group: Group, state_base: str, clients: int, 
     if "threads" in state:
         record["node_state"]["threads"] = state["threads"]
     return record
-
-
-def cpu_per_process(a: dict, b: dict, seconds: float, label: str) -> list[float]:
-    out = []
-    for p, t in b.get(label, {}).items():
-        if p in a.get(label, {}):
-            out.append(round(100.0 * (t - a[label][p]) / CLK_TCK / seconds, 1))
-    return out
-
-
-# --------------------------------------------------------------------------- output
-HEAD = (f"{'server':13s} {'clients':>7s} {'slow':>4s} | {'fps med':>7s} {'fps min':>7s} "
-        f"{'p50 ms':>7s} {'p95 ms':>7s} {'1st ms':>7s} | {'slow fps':>8s} {'slow p95':>8s} | "
-        f"{'CPU %':>5s} {'node/web %':>11s} {'RSS MB':>6s} | {'lg CPU':>6s} {'host':>5s}")
-
-
-def fmt_row(r: dict) -> str:
-    def num(v, w, d=1):
-        return f"{v:{w}.{d}f}" if isinstance(v, (int, float)) else f"{'-':>{w}s}"
-    if "error" in r or "skipped" in r:
-        why = r.get("skipped") or r.get("error", "").splitlines()[-1][:80]
-        return (f"{r['server']:13s} {r['clients']:7d} {r.get('slow_clients', 0):4d} | "
-                f"{'skipped' if 'skipped' in r else 'FAILED'}: {why}")
-    n, s = r["normal"], r["slow"]
-    parts = r.get("server_cpu_parts", {})
-    nw = f"{parts.get('node', 0):.0f}/{parts.get('web', 0):.0f}"
-    if parts.get("other"):
-        nw += f"+{parts['other']:.0f}"
-    return (f"{r['server']:13s} {r['clients']:7d} {r['slow_clients']:4d} | "
-            f"{num(n.get('fps_median'), 7)} {num(n.get('fps_min'), 7)} "
-            f"{num(n.get('lat_p50_ms'), 7)} {num(n.get('lat_p95_ms'), 7)} "
-            f"{num(n.get('ttff_median_ms'), 7, 0)} | "
-            f"{num(s.get('fps_median'), 8)} {num(s.get('lat_p95_ms'), 8, 0)} | "
-            f"{num(r.get('server_cpu_pct'), 5, 0)} {nw:>11s} {num(r.get('server_peak_rss_mb'), 6, 0)} | "
-            f"{num(r.get('loadgen_cpu_pct'), 6, 0)} {num(r.get('host_cpu', {}).get('busy_pct'), 5, 0)}"
-            f"{' *' if disturbed(r) else ''}")
-
-
-DISTURBED_PCT = 25.0  # CPU used by other processes (% of a core) above which a run is flagged
-
-
-def disturbed(r: dict) -> bool:
-    return r.get("other_load_pct", 0.0) > DISTURBED_PCT
-
-
-def notes_for(r: dict) -> list[str]:
-    notes = []
-    if "error" in r:
-        return notes
-    n = r["normal"]
-    if n.get("failed") or n.get("no_frame"):
-        notes.append(f"{n.get('failed')} normal clients failed, {n.get('no_frame')} got no frame; "
-                     f"errors {r.get('errors')}")
-    for p in r.get("web_worker_cpu_pct", []) or []:
-        if p >= 90:
-            notes.append(f"a web worker used {p:.0f}% of a core (saturated)")
-    if n.get("seq_backwards"):
-        notes.append(f"{n['seq_backwards']} frames arrived with a non-increasing X-Frame-Seq")
-    return notes
-
-
-def print_tables(records: list[dict]) -> None:
-    for res in dict.fromkeys(r["resolution"] for r in records):
-        rows = [r for r in records if r["resolution"] == res]
-        print(f"\n=== {res} @ {CAMERA_FPS} fps"
-              f"{', JPEG ~%s KB' % rows[0]['frame_kb'] if rows[0].get('frame_kb') else ''} ===")
-        print(HEAD)
-        keys = sorted({(r["clients"], r.get("slow_fraction", 0)) for r in rows})
-        for c, sf in keys:
-            for r in rows:
-                if r["clients"] == c and r.get("slow_fraction", 0) == sf:
-                    print(fmt_row(r))
-            print("-" * len(HEAD))
-
-
-def best_workers(records: list[dict], res: str) -> tuple[str | None, str]:
-    """Which camnode worker count serves the heavy runs better at `res`."""
-    scores = {}
-    for r in records:
-        if r["resolution"] != res or not r["server"].startswith("camnode") or "error" in r \
-                or "skipped" in r or r["slow_clients"] or r["clients"] < 200:
-            continue
-        s = scores.setdefault(r["server"], [])
-        s.append((r["clients"], r["normal"]["fps_median"], r["normal"]["lat_p95_ms"] or 1e9))
-    if len(scores) < 2:
-        return (next(iter(scores)) if scores else None), "only one worker count measured"
-    def key(label):
-        runs = sorted(scores[label])
-        return (sum(f for _, f, _ in runs), -sum(p for _, _, p in runs))
-    ranked = sorted(scores, key=key, reverse=True)
-    detail = "; ".join(f"{lab}: " + ", ".join(f"{c} cl {f:.1f} fps p95 {p:.0f} ms"
-                                                for c, f, p in sorted(scores[lab]))
-                       for lab in ranked)
-    return ranked[0], detail
-
-
-def _target_figures(run: dict) -> tuple[float, float | None, bool]:
-    """Median fps and p95 latency of a run's normal clients, and whether they meet the
-    targets."""
-    f, p = run["normal"]["fps_median"], run["normal"]["lat_p95_ms"]
-    return f, p, f >= TARGET_FPS and p is not None and p <= TARGET_P95_MS
-
-
-def target_check(records: list[dict]) -> list[str]:
-    lines = [f"\n=== Targets: {TARGET_CLIENTS} clients at {TARGET_RES}: median fps >= {TARGET_FPS:g}, "
-             f"p95 latency <= {TARGET_P95_MS:g} ms; 20% slow readers change neither ==="]
-    labels = sorted({r["server"] for r in records if r["server"].startswith("camnode")})
-    def find(label, slow):
-        for r in records:
-            if r["server"] == label and r["resolution"] == TARGET_RES and \
-                    r["clients"] == TARGET_CLIENTS and bool(r.get("slow_fraction")) == slow \
-                    and "normal" in r:
-                return r
-        return None
-    for label in labels:
-        plain, slowr = find(label, False), find(label, True)
-        if plain is None:
-            lines.append(f"{label}: not measured")
-            continue
-        f, p, ok = _target_figures(plain)
-        lines.append(f"{label}: {f:.2f} fps median, p95 {p} ms -> {'PASS' if ok else 'FAIL'}"
-                     + (" (run disturbed by other load)" if disturbed(plain) else ""))
-        if slowr is None:
-            lines.append(f"{label} with slow readers: not measured")
-            continue
-        f2, p2, ok2 = _target_figures(slowr)
-        lines.append(f"{label} + {slowr['slow_clients']} slow readers: normal clients {f2:.2f} fps "
-                     f"median (change {f2 - f:+.2f}), p95 {p2} ms (change {p2 - p:+.1f}) -> "
-                     f"{'PASS' if ok2 else 'FAIL'}; slow readers got "
-                     f"{slowr['slow']['fps_median']:.2f} fps, p95 {slowr['slow']['lat_p95_ms']} ms"
-                     + (" (run disturbed by other load)" if disturbed(slowr) else ""))
-    b = find("baseline", False)
-    if b:
-        lines.append(f"baseline: {b['normal']['fps_median']:.2f} fps median, p95 "
-                     f"{b['normal']['lat_p95_ms']} ms")
-    else:
-        lines.append("baseline: no result at this size (skipped or collapsed earlier)")
-    return lines
-
-
-def plot(records: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    resolutions = list(dict.fromkeys(r["resolution"] for r in records))
-    fig, axes = plt.subplots(2, len(resolutions), figsize=(6 * len(resolutions), 8),
-                             squeeze=False, sharex=True)
-    styles = {"baseline": dict(color="tab:red", marker="s")}
-    palette = iter(["tab:blue", "tab:green", "tab:purple", "tab:orange"])
-    for col, res in enumerate(resolutions):
-        ax_f, ax_l = axes[0][col], axes[1][col]
-        labels = list(dict.fromkeys(r["server"] for r in records if r["resolution"] == res))
-        for label in labels:
-            st = styles.setdefault(label, dict(color=next(palette, "black"), marker="o"))
-            for slow, ls in ((False, "-"), (True, "--")):
-                rs = sorted((r for r in records if r["resolution"] == res and r["server"] == label
-                             and bool(r.get("slow_fraction")) == slow and "normal" in r),
-                            key=lambda r: r["clients"])
-                if not rs:
-                    continue
-                x = [r["clients"] for r in rs]
-                name = label + (" (20% slow readers; normal clients)" if slow else "")
-                ax_f.plot(x, [r["normal"]["fps_median"] for r in rs], ls=ls, label=name, **st)
-                ax_f.fill_between(x, [r["normal"]["fps_min"] for r in rs],
-                                  [r["normal"]["fps_median"] for r in rs],
-                                  color=st["color"], alpha=0.08)
-                ax_l.plot(x, [r["normal"]["lat_p95_ms"] or float("nan") for r in rs], ls=ls,
-                          label=name, **st)
-        ax_f.axhline(TARGET_FPS, color="grey", lw=0.8, ls=":")
-        ax_l.axhline(TARGET_P95_MS, color="grey", lw=0.8, ls=":")
-        ax_f.set_title(f"{res} @ {CAMERA_FPS} fps")
-        ax_f.set_ylabel("delivered fps (median; band down to min)")
-        ax_f.set_ylim(0, CAMERA_FPS * 1.1)
-        ax_l.set_ylabel("latency p95 (ms, log)")
-        ax_l.set_yscale("log")
-        ax_l.set_xlabel("concurrent stream clients")
-        ax_f.grid(alpha=0.3)
-        ax_l.grid(alpha=0.3, which="both")
-        ax_f.legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"camnode MJPEG fan-out vs naive threaded relay ({os.cpu_count()} cores, loopback)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- main
@@ -780,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                     notes.append(msg)
                     print(msg, flush=True)
                     continue
-                cam = Camnode(procs, tmp, w, h, workers)
+                cam = Camnode(procs, tmp, w, h, workers, CAMERA_FPS).start()
                 print(f"\n--- {label} at {res}: {cam.base} (JPEG ~{cam.frame_kb} KB, "
                       f"node pid {cam.proc.pid}, web pids {cam.web_pids()})", flush=True)
                 print(HEAD, flush=True)
@@ -846,7 +323,7 @@ skipped_runs = [0]
 
 
 def run_baseline(procs, cam, res, args, do_run, records, notes, over_budget) -> None:
-    bl = Baseline(procs, cam.publish, cam.proc.pid)
+    bl = Baseline(procs, cam.publish, cam.proc.pid).start()
     bl.frame_kb = cam.frame_kb
     print(f"--- baseline at {res}: {bl.base} (pid {bl.proc.pid}, frames from {cam.publish})",
           flush=True)
@@ -874,7 +351,7 @@ def run_baseline(procs, cam, res, args, do_run, records, notes, over_budget) -> 
             if bl.proc.poll() is not None or not bl.idle(10.0):
                 notes.append(f"baseline {res}: still busy/dead after a run; restarted")
                 bl.stop()
-                bl = Baseline(procs, cam.publish, cam.proc.pid)
+                bl = Baseline(procs, cam.publish, cam.proc.pid).start()
                 bl.frame_kb = cam.frame_kb
             r = do_run(bl, bl.group(), cam.base, "baseline", res, clients, slow)
             why = collapsed(r)
