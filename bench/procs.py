@@ -242,7 +242,9 @@ class Camnode:
         cfg = {
             "node_id": "bench", "name": "camnode-bench",
             "camera": {"source": "synthetic", "width": w, "height": h, "fps": self.fps},
-            "pipeline": {"autostart": True, "module": "passthrough"},
+            # Every frame encoded, viewers or not: the baseline reads the node's frames
+            # from ZeroMQ without reporting viewers, and both sides must pay the encode.
+            "pipeline": {"autostart": True, "module": "passthrough", "encode": "always"},
             "zmq": {"publish": "tcp://127.0.0.1:*", "command": "tcp://127.0.0.1:*"},
             "web": {"host": "127.0.0.1", "port": 0, "workers": workers},
             "logging": {"level": "INFO"},
