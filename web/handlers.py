@@ -80,7 +80,8 @@ class SnapshotHandler(BaseHandler):
 class StateHandler(BaseHandler):
     """GET /api/state: the node's newest state plus this worker's viewers."""
 
-    def get(self) -> None:
+    async def get(self) -> None:
+        await self.link.settled()
         self.write_json(worker_state(self.ctx, self.current_user))
 
 
@@ -110,7 +111,8 @@ class HealthHandler(BaseHandler):
 
     public = True
 
-    def get(self) -> None:
+    async def get(self) -> None:
+        await self.link.settled()
         if not self.link.node_reachable:
             self.write_json({"web": "ok", "node": "unreachable", "failing": ["node"],
                              "problems": []}, 503)

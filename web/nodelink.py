@@ -27,6 +27,7 @@ from camnode.web.watchdog import CallbackGuard
 log = logging.getLogger(__name__)
 
 STATE_STALE_S = 3.0
+FIRST_STATE_WAIT_S = 1.0  # how long a worker's first requests wait for the node's state
 
 
 class NodeLink:
@@ -48,6 +49,7 @@ class NodeLink:
         self._frame_waiters: list[tuple[str, int, asyncio.Future]] = []
         self.state: dict = {}
         self.state_at = 0.0
+        self._started_at = 0.0
         self.frames_received = 0
         self.frame_listeners: list[Callable[[Frame], None]] = []
         self.variant_listeners: list[Callable[[Frame], None]] = []
@@ -57,6 +59,7 @@ class NodeLink:
     # -- lifetime -----------------------------------------------------------------------
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._started_at = time.monotonic()
         sub = self._ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 8)
         sub.setsockopt(zmq.LINGER, 0)
@@ -95,6 +98,14 @@ class NodeLink:
     @property
     def node_reachable(self) -> bool:
         return time.monotonic() - self.state_at < STATE_STALE_S
+
+    async def settled(self) -> None:
+        """Return once the node's first state is here, or when a just-started worker has
+        waited FIRST_STATE_WAIT_S for it (the worker's first report makes the node publish
+        it at once): /healthz and /api/state then say "unreachable" only when it is.
+        Loop thread."""
+        while self.state_at == 0.0 and time.monotonic() - self._started_at < FIRST_STATE_WAIT_S:
+            await asyncio.sleep(0.01)
 
     # -- SUB side -----------------------------------------------------------------------
     def _on_sub(self) -> None:

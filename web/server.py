@@ -13,8 +13,10 @@ import logging
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from tornado import httpserver, httputil, netutil, web
 from tornado.ioloop import PeriodicCallback
@@ -27,7 +29,7 @@ from camnode.web.handlers import (AuthStaticHandler, CommandHandler, EventSnapsh
                           LogoutHandler, MetricsHandler, ModulesHandler, SnapshotHandler,
                           StateHandler, worker_state)
 from camnode.web.hosts import HostCheck
-from camnode.web.nodelink import NodeLink
+from camnode.web.nodelink import FIRST_STATE_WAIT_S, NodeLink
 from camnode.web.live import EventLog, LiveHub, LiveSocket
 from camnode.web.sessions import SessionStore
 from camnode.web.stream import Fanout, StreamHandler
@@ -157,6 +159,7 @@ async def serve(publish: str, command: str, sockets: list[socket.socket],
     fanout.on_demand = lambda: asyncio.ensure_future(report())
     sampler = PeriodicCallback(lambda: asyncio.ensure_future(report()), 1000)
     sampler.start()
+    asyncio.ensure_future(hello(link, report))
     watchdog = LoopWatchdog()  # a stalled loop ends the process; `camnode run` restarts it
     watchdog.start()
     done = asyncio.Event()
@@ -173,6 +176,17 @@ async def serve(publish: str, command: str, sockets: list[socket.socket],
     ctx.live.close_all()
     await server.close_all_connections()
     link.stop()
+
+
+async def hello(link: NodeLink, report: Callable[[], Awaitable[None]]) -> None:
+    """Report at once, and again every 50 ms until the node's state arrives (at most
+    FIRST_STATE_WAIT_S): a new worker's first report makes the node publish its state
+    now, so a just-started worker knows the node within a few tens of milliseconds
+    (NodeLink.settled) instead of at the next periodic state."""
+    deadline = time.monotonic() + FIRST_STATE_WAIT_S
+    while link.state_at == 0.0 and time.monotonic() < deadline:
+        await report()
+        await asyncio.sleep(0.05)
 
 
 def close_revoked(ctx: WebContext) -> None:

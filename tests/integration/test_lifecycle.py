@@ -128,6 +128,16 @@ def test_node_and_web_run_apart(camnode, write_config, tmp_path):
     assert node.stop() == 0 and web.stop() == 0
 
 
+def test_the_first_health_check_after_start_up_finds_the_node(camnode, write_config):
+    """Right after `camnode run` prints its address, /healthz and /api/state know the
+    node: they used to say "node unreachable" (503) until the first periodic state."""
+    node = camnode("run", "--config", str(write_config()))
+    url = node.wait_line(r"is running: open (http://127\.0\.0\.1:\d+)/").group(1)
+    status, _, body = request(url + "/healthz")
+    assert (status, json.loads(body)["node"]) == (200, "ok"), body
+    assert get_json(url + "/api/state")["node_reachable"] is True
+
+
 def test_web_answers_quickly_when_the_node_is_down(camnode):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
