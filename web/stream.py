@@ -191,6 +191,24 @@ class Fanout:
         self.loop = asyncio.get_running_loop()
         self.link.frame_listeners.append(self.on_frame)
         self.link.variant_listeners.append(self.on_frame)
+        self.link.state_listeners.append(self.on_state)
+
+    def on_state(self, state: dict) -> None:
+        """End the streams of variants the node refuses. Admission is checked against
+        the newest state (StreamHandler.variant_or_refuse), so two workers, or two
+        requests in one loop turn, can each admit a variant while one place is left;
+        the node, which owns the cap, then encodes one of them. The other's viewers
+        would wait for frames that never come: closing makes a browser or Home
+        Assistant retry, and it is logged."""
+        variants = (state.get("encoding") or {}).get("variants") or {}
+        refused = set(variants.get("refused") or ())
+        if not refused:
+            return
+        for client in [c for c in self.clients.values() if c.variant in refused]:
+            log.warning("stream client %d (%s): variant %s refused by the node (at most %s "
+                        "at once); closing it", client.id, client.peer, client.variant,
+                        variants.get("max"))
+            client.close(None)
 
     def on_frame(self, frame: Frame) -> None:
         variant = frame.header.variant

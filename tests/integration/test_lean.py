@@ -6,6 +6,7 @@ default) and reads its state, /metrics, /stream.mjpg and /snapshot.jpg as client
 
 from __future__ import annotations
 
+import socket
 import time
 
 import cv2
@@ -92,6 +93,42 @@ def test_variant_stream_and_snapshot_have_the_asked_width(run_node):
     wait_for(lambda: not _enc(node)["variants"]["active"], timeout=8, what="variant dropped")
     assert request(node.url + "/stream.mjpg?width=abc")[0] == 400
     assert request(node.url + "/snapshot.jpg?width=5")[0] == 400
+
+
+def _stream_outcome(sock: socket.socket, timeout: float) -> str:
+    """What a viewer of /stream.mjpg gets: 'refused' (503), 'frames' (a JPEG part
+    arrived), 'closed' (ended without a frame) or 'hung' (nothing at all for `timeout`)."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while b"Content-Type: image/jpeg" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return "refused" if data.startswith(b"HTTP/1.1 503") else "closed"
+            data += chunk
+            if data.startswith(b"HTTP/1.1 503"):
+                return "refused"
+    except socket.timeout:
+        return "hung"
+    return "frames"
+
+
+def test_two_variants_admitted_at_once_over_the_cap_leave_no_viewer_hanging(run_node):
+    """Both requests arrive before the worker hears from the node, so both pass its
+    check of the cap (1); the node encodes one. The other's viewer used to wait for
+    frames forever; now its stream is ended (or refused), and the first one plays."""
+    node = run_node({"pipeline": {"encode": "demand", "max_variants": 1}})
+    host, port = node.url.split("//")[1].split(":")
+    socks = [socket.create_connection((host, int(port))) for _ in range(2)]
+    try:
+        for sock, width in zip(socks, (160, 80)):
+            sock.sendall(f"GET /stream.mjpg?width={width} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+                         .encode())
+        outcomes = sorted(_stream_outcome(sock, 8.0) for sock in socks)
+        assert outcomes in (["closed", "frames"], ["frames", "refused"]), outcomes
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def test_variants_over_the_cap_are_refused(run_node):
