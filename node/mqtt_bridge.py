@@ -87,9 +87,11 @@ class MqttBridge(RetainedTopics):
         self.connected = False
         self.last_error: str | None = None
         self.connects = 0
-        # Set by the command thread when connected, cleared by the state thread once the
-        # core's `refresh` is out and `online` sent after it.
-        self._announcing = False
+        # Connections to announce, counted: `_wanted` is written by the command thread
+        # (one more per connect), `_announced` by the state thread once the core's
+        # `refresh` and then `online` are out. A connect that comes while a refresh is
+        # being sent is announced by the next one.
+        self._wanted = self._announced = 0
         self._asked_at = 0.0
         # paho's thread posts ("up"|"down"|"refused", detail) here, in order; the worker
         # acts on the newest, so a drop between connect and announce leaves it False.
@@ -208,7 +210,7 @@ class MqttBridge(RetainedTopics):
             except queue.Empty:
                 msg = None
             self._follow_link()  # before any message of the new connection
-            if self._announcing and self.connected and \
+            if self._wanted > self._announced and self.connected and \
                     time.monotonic() - self._asked_at > REFRESH_RETRY_S:
                 self._ask_refresh()
             if msg is None:
@@ -239,7 +241,6 @@ class MqttBridge(RetainedTopics):
                 self.last_error = detail
             else:
                 was, self.connected = self.connected, False
-                self._announcing = False
                 if was and not self._stop.is_set():
                     self.last_error = detail
                     log.warning("MQTT: lost the broker (%s); reconnecting", detail)
@@ -260,7 +261,7 @@ class MqttBridge(RetainedTopics):
         retained; `_refreshed` sends it, discovery, then `online` (state thread)."""
         self.connected = True
         self.last_error = None
-        self._announcing = True
+        self._wanted += 1
         self._ask_refresh()
 
     def _ask_refresh(self) -> None:
@@ -275,10 +276,11 @@ class MqttBridge(RetainedTopics):
     def _refreshed(self, news: dict) -> None:
         """The core's `refresh` (state thread): every retained topic, and `online` after
         them when this follows a connect."""
-        announcing = self._announcing
+        wanted = self._wanted
+        announcing = wanted > self._announced
         self.republish(news, force_discovery=announcing)
         if announcing and self.connected:
-            self._announcing = False
+            self._announced = wanted
             self._publish(self.topics.availability, "online", retain=True)
             log.info("MQTT: connected to %s:%d", self.host, self.port)
             self._on_change()

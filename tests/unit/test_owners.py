@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from camnode.node import transport
 from camnode.node.events import EventEngine
 from tests.unit.test_dispatcher import config_path, node  # noqa: F401  (fixtures)
 from tests.unit.test_events import DOOR, YARD, FakeClock, RecordingSink, cfg, det, frame
@@ -102,6 +103,40 @@ def test_the_newest_connect_is_announced_once(bridge, node):  # noqa: F811
     sent = [t for t, _, _ in bridge._client.published]
     assert sent.index(bridge.topics.state) < sent.index(bridge.topics.availability)
     assert sent.index(bridge.topics.rois) < sent.index(bridge.topics.availability)
+
+
+def test_a_reconnect_while_the_retained_topics_go_out_is_announced_too(bridge):  # noqa: F811
+    """The state thread is sending a refresh for one connection when the link drops and
+    comes back (command thread): the new connection gets its own refresh and `online`
+    after it. (With one flag written by both threads, the state thread cleared the new
+    connection's request and it was never announced.)"""
+    asked = []
+    bridge.subscribe(lambda command, payload, internal: asked.append(command) or {
+        "status": "ok"})
+    bridge._client, bridge.connected = LinkRecorder(), False
+    ok = SimpleNamespace(is_failure=False)
+    bridge._on_connect(bridge._client, None, None, ok, None)
+    bridge._follow_link()
+    news = {"state": {"modules": [], "name": "porch"}, "rois": {"version": 1, "rois": {}},
+            "info": {}, "outputs": None}
+    real = bridge.republish
+
+    def republish_while_the_link_flaps(n, force_discovery=False):
+        real(n, force_discovery)
+        bridge._on_disconnect(bridge._client, None, None, "lost", None)
+        bridge._on_connect(bridge._client, None, None, ok, None)
+        bridge._follow_link()  # the command thread, meanwhile
+
+    bridge.republish = republish_while_the_link_flaps
+    bridge.publish(transport.REFRESH, news)  # the state thread
+    bridge.republish = real
+    bridge.publish(transport.REFRESH, news)  # the refresh the new connection asked for
+    assert asked == ["transport/refresh", "transport/refresh"]
+    sent = [(t, p) for t, p, _ in bridge._client.published]
+    online = [i for i, (t, p) in enumerate(sent) if p == "online"]
+    assert len(online) == 2, sent
+    assert sent[online[1] - 1][0] != bridge.topics.availability  # retained topics first
+    assert bridge.topics.state in [t for t, _ in sent[online[0] + 1:online[1]]]
 
 
 def test_dispatcher_counts_are_a_copy_readers_cannot_change(node):  # noqa: F811
