@@ -153,7 +153,7 @@ def test_module_that_fails_to_import_streams_unedited_frames(run_node, tmp_path)
     state = node.state()
     assert state["pipeline"] == "running" and state["module"] == "broken"
     assert "this_module_does_not_exist" in state["module_error"]
-    seq1 = state["stream"]["frame_seq"]
+    seq1 = wait_for(lambda: node.state()["stream"]["frame_seq"], what="a first frame")
     wait_for(lambda: node.state()["stream"]["frame_seq"] > seq1 + 5, what="frames flowing")
     # Choosing it at run time is refused and keeps the current module.
     post_command(node.url, "module/set", {"name": "passthrough"})

@@ -65,7 +65,7 @@ def _red_text(img):
 
 
 def _frames_flow(node, n: int = 10) -> None:
-    seq = node.state()["stream"]["frame_seq"]
+    seq = wait_for(lambda: node.state()["stream"]["frame_seq"], what="a first frame")
     wait_for(lambda: node.state()["stream"]["frame_seq"] > seq + n, what="frames flowing")
     assert node.state()["stream"]["frame_kind"] == "live"
 

@@ -240,7 +240,8 @@ def test_broker_restart_recovers_by_itself(node_on, broker, probe_factory):
     node, probe = node_on()
     broker.stop()
     wait_for(lambda: node.state()["mqtt"]["connected"] is False, what="node sees broker gone")
-    assert node.state()["stream"]["frame_kind"] == "live"  # the stream does not care
+    wait_for(lambda: node.state()["stream"]["frame_kind"] == "live",  # the stream does
+             what="live frames")                                      # not care
     broker.start()
     again = probe_factory(broker.port, client_id="after-restart")
     again.wait(f"{BASE}/availability", lambda m: m.payload == b"online", timeout=40)
@@ -254,7 +255,7 @@ def test_node_starts_without_broker_and_connects_when_it_appears(run_node, tmp_p
                                                                   probe_factory):
     late = Broker(tmp_path)
     node = run_node({"mqtt": {"enabled": True, "host": "127.0.0.1", "port": late.port}})
-    assert node.state()["stream"]["frame_kind"] == "live"
+    wait_for(lambda: node.state()["stream"]["frame_kind"] == "live", what="live frames")
     assert node.state()["mqtt"]["connected"] is False
     late.start()
     try:
@@ -402,7 +403,7 @@ def test_password_from_environment_and_mqtt_flag(camnode, write_config, tmp_path
         state = wait_for(lambda: (s := bad.state())["mqtt"]["last_error"] and s, timeout=15,
                          what="refusal reported")
         assert state["mqtt"]["connected"] is False and "refused" in state["mqtt"]["last_error"]
-        assert state["stream"]["frame_kind"] == "live"
+        wait_for(lambda: bad.state()["stream"]["frame_kind"] == "live", what="live frames")
     finally:
         b.stop()
 
