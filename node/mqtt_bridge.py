@@ -83,7 +83,8 @@ class MqttBridge(RetainedTopics):
         self._rois: dict | None = None
         self.topics = Topics.for_node(cfg.base_topic, node_id, cfg.discovery_prefix)
         # Written by the `mqtt-commands` thread only (and by stop() once it has ended):
-        # True once announced, False on the first drop it hears of.
+        # True from a connect on (the retained topics, then `online`, follow from the
+        # core's refresh), False on the first drop it hears of.
         self.connected = False
         self.last_error: str | None = None
         self.connects = 0
