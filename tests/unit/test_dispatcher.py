@@ -273,3 +273,22 @@ def test_roi_name_rule_is_defined_once_and_sent_to_the_page(dispatcher):
     assert detail_paths(refused) == {"$.name"} and not re.match(pattern, "front door")
     texts = [p.read_text() for p in (SCHEMA_DIR / "commands").glob("roi.*.schema.json")]
     assert not any(pattern in t for t in texts), "the ROI-name pattern is written again"
+
+
+def test_the_number_of_rois_is_bounded_and_a_refused_edit_changes_nothing(dispatcher,
+                                                                          config_path):
+    """Each ROI is entities in Home Assistant, retained topics and work on every frame:
+    a node keeps at most 32 (schemas/config.schema.json $defs.rois, one definition for
+    the file and for roi/replace); one more is refused, and nothing is written."""
+    many = {f"zone_{i}": {"left": 1, "top": 1, "right": 5, "bottom": 5} for i in range(32)}
+    assert dispatcher.handle("roi/replace", {"rois": many})["status"] == "ok"
+    before = config_path.read_bytes()
+    refused = dispatcher.handle("roi/add", {"name": "one_more", "left": 1, "top": 1,
+                                            "right": 5, "bottom": 5})
+    assert_error(refused, "validation_failed")
+    assert detail_paths(refused) == {"$.rois"}, refused
+    too_many = {**many, "one_more": many["zone_0"]}
+    refused = dispatcher.handle("roi/replace", {"rois": too_many})
+    assert_error(refused, "validation_failed")
+    assert detail_paths(refused) == {"$.rois"}, refused
+    assert config_path.read_bytes() == before
