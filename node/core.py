@@ -1,10 +1,9 @@
 """The node's core: capture, pipeline, events, the dispatcher and the state's owner.
 
 Built by node/wiring.py in the main thread, which hands it the ZeroMQ publisher its frames
-go out on and adds the transports (node/transport.py), which it knows only by that
-interface;
-`start()` brings components up in dependency order and `stop()` takes them down in
-reverse. The state thread owns the node's state: it runs every command (node/owner.py)
+go out on and adds the transports (node/transport.py); the core knows them only by that
+interface. `start()` brings components up in dependency order and `stop()` takes them
+down in reverse. The state thread owns the node's state: it runs every command (node/owner.py)
 and publishes the state, on every change and once a second, as the core topic `state`
 to every transport, and `stats` every `mqtt.stats_interval_s`. Frames go capture ->
 pipeline -> encoder -> ZeroMQ PUB without passing through it.
