@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Sent by web workers over ZeroMQ only: not logged, not counted (node/wire.py's table).
+# Internal commands (web workers' reports, a transport's refresh), never taken from what
+# users send over REST or MQTT: not logged, not counted (node/wire.py's table).
 INTERNAL = INTERNAL_COMMANDS
 
 
