@@ -31,7 +31,6 @@ Cases:
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
 import os
 import re
@@ -48,6 +47,7 @@ from pathlib import Path
 
 import cv2
 
+from bench.mjpeg_camera import MjpegCamera
 from bench.procs import Procs, Service, start_service
 from bench.procstat import cpu_seconds
 
@@ -77,51 +77,14 @@ class Viewer(threading.Thread):
             pass
 
 
-class Camera:
-    """An MJPEG HTTP camera: pre-encoded frames of the synthetic scene, paced at fps."""
+def camera_jpegs(width: int, height: int, fps: int = FPS, count: int = 60) -> list[bytes]:
+    """Pre-encoded frames of the synthetic scene, for an MJPEG HTTP camera."""
+    sys.path.insert(0, str(ROOT))
+    from camnode.node.synthetic import SyntheticScene
 
-    def __init__(self, width: int, height: int, fps: int = FPS, count: int = 60):
-        sys.path.insert(0, str(ROOT))
-        from camnode.node.synthetic import SyntheticScene
-
-        scene = SyntheticScene(width, height)
-        self.jpegs = [cv2.imencode(".jpg", scene.render(i / fps), [cv2.IMWRITE_JPEG_QUALITY, 80])
-                      [1].tobytes() for i in range(count)]
-        self.fps, self.server = fps, None
-
-    def start(self) -> str:
-        cam = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=cam")
-                self.end_headers()
-                i, next_at = 0, time.monotonic()
-                try:
-                    while cam.server is not None:
-                        j = cam.jpegs[i % len(cam.jpegs)]
-                        self.wfile.write(b"--cam\r\nContent-Type: image/jpeg\r\n"
-                                         b"Content-Length: %d\r\n\r\n" % len(j) + j + b"\r\n")
-                        i += 1
-                        next_at += 1 / cam.fps
-                        time.sleep(max(0.0, next_at - time.monotonic()))
-                except OSError:
-                    pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}/stream.mjpg"
-
-    def stop(self) -> None:
-        server, self.server = self.server, None
-        if server:
-            server.shutdown()
-            server.server_close()
+    scene = SyntheticScene(width, height)
+    return [cv2.imencode(".jpg", scene.render(i / fps), [cv2.IMWRITE_JPEG_QUALITY, 80])
+            [1].tobytes() for i in range(count)]
 
 
 def make_video(path: Path, width: int, height: int, frames: int = 90) -> None:
@@ -324,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                                 args.seconds, trees)
         if "passthrough" in cases:
             for w, h in SIZES[1:]:
-                cam = Camera(w, h)
+                cam = MjpegCamera(camera_jpegs(w, h), FPS)
                 url = cam.start()
                 try:
                     for stamp in (False, True):
@@ -336,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                     cam.stop()
         if "decode" in cases:
             for w, h in SIZES[1:]:
-                cam = Camera(w, h)
+                cam = MjpegCamera(camera_jpegs(w, h), FPS)
                 url = cam.start()
                 try:
                     results += run_case(tree, f"mjpeg-url {w}x{h} motion",

@@ -21,6 +21,8 @@ from typing import Callable
 
 import pytest
 
+from bench.mjpeg_camera import MjpegCamera  # noqa: F401  (tests import it from here)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -181,53 +183,6 @@ def run_node(camnode, write_config):
         cfg = write_config(changes)
         return camnode("run", "--config", str(cfg), *extra, env=env).wait_ready()
     return run
-
-
-class MjpegCamera:
-    """A network camera stand-in: an HTTP MJPEG server (any path) sending `jpegs` in turn
-    at `fps`, which a test can switch off and on again on the same port."""
-
-    def __init__(self, jpegs: list[bytes], fps: float = 10.0):
-        self.jpegs, self.fps = jpegs, fps
-        self.port = 0  # chosen by the first start, kept by the next ones
-        self.server: http.server.ThreadingHTTPServer | None = None
-
-    def start(self) -> str:
-        """Serve; returns a stream URL."""
-        camera = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=cam")
-                self.end_headers()
-                i = 0
-                try:
-                    while camera.server is not None:
-                        jpeg = camera.jpegs[i % len(camera.jpegs)]
-                        self.wfile.write(b"--cam\r\nContent-Type: image/jpeg\r\n"
-                                         b"Content-Length: %d\r\n\r\n" % len(jpeg) + jpeg
-                                         + b"\r\n")
-                        i += 1
-                        time.sleep(1 / camera.fps)
-                except OSError:
-                    pass
-
-        http.server.ThreadingHTTPServer.allow_reuse_address = True
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.port}/stream"
-
-    def stop(self) -> None:
-        server, self.server = self.server, None
-        if server:
-            server.shutdown()
-            server.server_close()
 
 
 # -- HTTP helpers: real clients on real sockets ----------------------------------------------
