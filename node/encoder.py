@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -162,15 +163,17 @@ class Encoder:
             self.not_encoded += 1
             return None
         jpeg = None
+        h, w = image.shape[:2]
         if plan.full:
             jpeg = self._encode(image, kind)
             if jpeg is not None:
                 self.encoded += 1
                 for reason in plan.reasons:
                     self.encoded_for[reason] += 1
-                self._send_full(jpeg, ts, image.shape[1], image.shape[0], module, kind)
+                self._send_full(jpeg, ts, w, h, module, kind)
         if plan.variants:
-            self._send_variants(image, ts, module, kind, plan.variants)
+            self._send_variants(lambda: image, (w, h), ts, module, kind, plan.variants,
+                                full=jpeg)
         return jpeg
 
     def relay(self, frame, module: str, stamp_on: bool, fits: bool) -> bool:
@@ -184,13 +187,14 @@ class Encoder:
         if frame.jpeg is None or stamp_on or not fits:
             self._stash = (frame.ts, plan)  # the pipeline's own plan() gets this one back
             return False
+        jpeg = frame.jpeg
         if plan.full:
-            jpeg = frame.jpeg
             self.relayed += 1
             self._send_full(jpeg.data, frame.ts, jpeg.width, jpeg.height, module,
                             wire.KIND_LIVE)
-        if plan.variants:
-            self._send_variants(frame.image, frame.ts, module, wire.KIND_LIVE, plan.variants)
+        if plan.variants:  # decoded only for a variant of another width
+            self._send_variants(lambda: frame.image, (jpeg.width, jpeg.height), frame.ts,
+                                module, wire.KIND_LIVE, plan.variants, full=jpeg.data)
         return True
 
     def pixels(self, frame, module, fits: bool) -> np.ndarray:
@@ -234,13 +238,19 @@ class Encoder:
                 self._full_at = time.monotonic()
             self._cond.notify_all()
 
-    def _send_variants(self, image: np.ndarray, ts: float, module: str, kind: str,
-                       variants: list[Variant]) -> None:
-        h, w = image.shape[:2]
-        done: dict[tuple[int, int] | None, tuple[bytes, int, int]] = {}
+    def _send_variants(self, pixels: Callable[[], np.ndarray], frame_size: tuple[int, int],
+                       ts: float, module: str, kind: str, variants: list[Variant],
+                       full: bytes | None = None) -> None:
+        """Each due variant once; those of one width share an encode, and a full-size
+        one (only slowed) takes `full`, the frame's full-size JPEG, when there is one.
+        `pixels` is called only when something must be encoded."""
+        w, h = frame_size
+        done: dict[tuple[int, int] | None, tuple[bytes, int, int]] = \
+            {None: (full, w, h)} if full is not None else {}
         for v in variants:
             size = v.size_for(w, h)
             if size not in done:  # two variants of one width share the encode
+                image = pixels()
                 img = image if size is None else cv2.resize(image, size,
                                                              interpolation=cv2.INTER_AREA)
                 jpeg = self._encode(img, kind)

@@ -19,7 +19,6 @@ import threading
 import time
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from camnode.node import wire
@@ -270,13 +269,12 @@ class Pipeline:
                 self.skipped += frame.seq - last_seq - 1
             last_seq = frame.seq
             last_frame_at = time.monotonic()
+            fits = capture.jpeg_fits(frame.jpeg)  # the camera's JPEG could go out as it is
             if processor.module is None or getattr(processor.module, "PASSTHROUGH", False):
-                if self.output.relay(frame, processor.name, self.stamp_frames,
-                                     capture.jpeg_fits(frame.jpeg)):
+                if self.output.relay(frame, processor.name, self.stamp_frames, fits):
                     self._times.append(time.time())
                     continue  # nothing to draw: the camera's JPEG went out, or nobody looks
-            self._process(worker, self.output.pixels(frame, processor.module,
-                                                     capture.jpeg_fits(frame.jpeg)), frame.ts)
+            self._process(worker, self.output.pixels(frame, processor.module, fits), frame.ts)
 
     def _worker_for(self, processor: Processor) -> ModuleWorker:
         """The worker of the current module; a new module retires the old worker."""

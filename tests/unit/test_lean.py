@@ -89,6 +89,20 @@ def test_variants_of_one_width_share_one_encode():
     assert enc.encoded_for["variant"] == 1 and not pub.frames
 
 
+def test_a_full_size_variant_takes_the_frames_jpeg_instead_of_a_second_encode():
+    pub = FakePublisher()
+    enc = Encoder(pub, 80)
+    enc.set_demand(1, {"full-f5": 1})  # a stream viewer and a slowed, full-size variant
+    enc.publish(np.zeros((48, 64, 3), np.uint8), 1.0, "m", wire.KIND_LIVE, enc.plan(1.0))
+    [(_, full)] = pub.frames
+    [(header, jpeg)] = pub.variants
+    assert (header.variant, jpeg) == ("full-f5", full) and enc.encoded_for["variant"] == 0
+    data = _jpeg()  # from a camera's JPEG, relayed: not even decoded
+    frame = CapturedFrame(2, 2.0, jpeg=as_jpeg(data))
+    assert enc.relay(frame, "passthrough", stamp_on=False, fits=True)
+    assert pub.variants[-1][1] == data and not frame.decoded
+
+
 def test_relay_publishes_the_camera_bytes_and_skips_unwatched_frames():
     pub = FakePublisher()
     enc = Encoder(pub, 80)
