@@ -124,9 +124,8 @@ class Dispatcher:
         is subscribed with (node/transport.py): `payload` as bytes or str is a body still
         to parse (`handle_raw`). MQTT and REST pass `allow_internal=False`: worker
         reports come over ZeroMQ only."""
-        if isinstance(payload, (bytes, bytearray, str)):
-            return self.handle_raw(command, bytes(payload) if isinstance(payload, bytearray)
-                                   else payload, allow_internal)
+        if isinstance(payload, (bytes, str)):
+            return self.handle_raw(command, payload, allow_internal)
         return self._run(command, payload, allow_internal)
 
     def _run(self, command: str, payload: Any, allow_internal: bool) -> dict:
