@@ -53,7 +53,7 @@ class SnapshotHandler(BaseHandler):
             self.finish(f"{exc}\n")
             return
         frame = self.link.newest(key)
-        placeholder = self.link.frame is not None and self.link.frame.header.kind != "live" \
+        placeholder = self.link.frame is not None and self.link.frame.header.kind != wire.KIND_LIVE \
             and time.time() - self.link.frame.received < 3
         if placeholder:
             frame = self.link.frame
