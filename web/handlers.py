@@ -53,10 +53,11 @@ class SnapshotHandler(BaseHandler):
             self.finish(f"{exc}\n")
             return
         frame = self.link.newest(key)
-        placeholder = self.link.frame is not None and self.link.frame.header.kind != wire.KIND_LIVE \
-            and time.time() - self.link.frame.received < 3
+        newest = self.link.frame
+        placeholder = newest is not None and newest.header.kind != wire.KIND_LIVE \
+            and time.time() - newest.received < 3
         if placeholder:
-            frame = self.link.frame
+            frame = newest
         elif key or frame is None or time.time() - frame.received > SNAPSHOT_FRESH_S:
             waiting = asyncio.ensure_future(self.link.next_frame(key, SNAPSHOT_WAIT_S))
             reply = await self.link.command("picture/request",
