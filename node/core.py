@@ -213,10 +213,9 @@ class Node:
         The command thread is the only writer of the reports: it replaces the mapping
         (copy on write) and never changes one that was handed out, so the state thread
         reads a whole snapshot without a lock. Silent workers are dropped here too."""
-        now = time.monotonic()
         before = self._viewers.get(worker, (0, None))[1]
-        reports = {w: v for w, v in self._viewers.items() if now - v[0] < VIEWER_FRESH_S}
-        reports[worker] = (now, viewers, tuple(fps), dict(variants or {}))
+        reports = self._fresh_viewers()
+        reports[worker] = (time.monotonic(), viewers, tuple(fps), dict(variants or {}))
         self._viewers = reports
         self._bytes_sent = {**self._bytes_sent, worker: bytes_sent}  # kept: a counter
         self._push_demand(reports)
